@@ -1,0 +1,3 @@
+module replaydesk
+
+go 1.26.8
