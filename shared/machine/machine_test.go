@@ -1,0 +1,437 @@
+package machine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"replaydesk/shared/abi"
+	"replaydesk/shared/endpoints"
+	"replaydesk/shared/machine"
+	"replaydesk/shared/recordlog"
+	"replaydesk/shared/snapshot"
+)
+
+var probeWasm []byte
+
+// TestMain builds the probe guest once (the Go build cache makes repeats
+// cheap). It needs the go command, which running these tests implies.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "probe")
+	if err != nil {
+		panic(err)
+	}
+	out := filepath.Join(dir, "probe.wasm")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./testdata/probe")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		panic("building the probe guest: " + err.Error() + "\n" + string(b))
+	}
+	probeWasm, err = os.ReadFile(out)
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// memLog is an in-memory RecordSink and RecordSource.
+type memLog struct {
+	recs []recordlog.Record
+	pos  int
+}
+
+func (l *memLog) Append(r recordlog.Record) error { l.recs = append(l.recs, r); return nil }
+func (l *memLog) Next(context.Context) (recordlog.Record, error) {
+	if l.pos >= len(l.recs) {
+		return recordlog.Record{}, io.EOF
+	}
+	l.pos++
+	return l.recs[l.pos-1], nil
+}
+
+const testBlocks = 16
+
+func testDisk() []byte {
+	d := make([]byte, testBlocks*abi.BlockSize)
+	for i := range d {
+		d[i] = byte(i * 7)
+	}
+	return d
+}
+
+func params(mode abi.DiskMode) machine.Params {
+	p := machine.Params{VirtualClock: true, RealtimeBase: 1_700_000_000e9, CheckpointEvery: 10, MemCheckEvery: 3,
+		DiskMode: mode, Endpoints: []string{"echo"}}
+	if mode != abi.DiskNone {
+		p.DiskBlocks = testBlocks
+	}
+	return p
+}
+
+func engine(t testing.TB) *machine.Engine {
+	t.Helper()
+	e, err := machine.NewEngine(context.Background(), probeWasm, machine.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e
+}
+
+type recording struct {
+	log        *memLog
+	fbHash     uint64
+	stateHash  uint64
+	steps      uint64
+	console    string
+	finalDisk  []byte
+	snapAt     uint64
+	snap       []byte
+	snapLogPos int
+}
+
+func key(code abi.KeyCode, down bool) abi.Event {
+	return abi.Event{Type: abi.EvKey, Code: code, Down: down, User: 1}
+}
+
+// record runs the probe for ticks ticks with some input, returning what a
+// replay must reproduce.
+func record(t *testing.T, e *machine.Engine, mode abi.DiskMode, ticks int, input map[int][]abi.Event) *recording {
+	t.Helper()
+	ctx := context.Background()
+	rec := &recording{log: &memLog{}}
+	var console bytes.Buffer
+	disk := testDisk()
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Record, Params: params(mode), Sink: rec.log,
+		Disk: disk, Net: endpoints.NewHost(), Console: &console})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	for i := 0; i < ticks; i++ {
+		m.Input(input[i]...)
+		if _, err := m.Advance(ctx); err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+	}
+	if err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Checkpoint(true); err != nil {
+		t.Fatal(err)
+	}
+	rec.fbHash, rec.stateHash, rec.steps = m.FramebufferHash(), m.StateHash(), m.Steps()
+	rec.console, rec.finalDisk = console.String(), disk
+	return rec
+}
+
+func replay(t *testing.T, e *machine.Engine, mode abi.DiskMode, log *memLog) (*machine.Machine, error) {
+	t.Helper()
+	ctx := context.Background()
+	log.pos = 0
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Replay, Params: params(mode), Source: log, Disk: testDisk()})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if _, err := m.ReplayNext(ctx); err != nil {
+			if errors.Is(err, machine.ErrEndOfLog) {
+				return m, nil
+			}
+			return m, err
+		}
+	}
+}
+
+func typing() map[int][]abi.Event {
+	in := map[int][]abi.Event{}
+	for i := 5; i < 200; i += 9 {
+		k := abi.CodeKeyA + abi.KeyCode(i%18) // A..R: S, T and U steer the probe
+		in[i] = []abi.Event{key(k, true), {Type: abi.EvText, Text: "x", User: 2}}
+		in[i+2] = []abi.Event{key(k, false), {Type: abi.EvMove, X: int32(i), Y: -3, User: 1}}
+	}
+	return in
+}
+
+func TestRecordReplayBitIdentical(t *testing.T) {
+	e := engine(t)
+	for _, mode := range []abi.DiskMode{abi.DiskSnapshotted, abi.DiskReplayed} {
+		t.Run(mode.String(), func(t *testing.T) {
+			rec := record(t, e, mode, 240, typing())
+			m, err := replay(t, e, mode, rec.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(context.Background())
+			if m.Steps() != rec.steps || m.FramebufferHash() != rec.fbHash || m.StateHash() != rec.stateHash {
+				t.Fatalf("replay ended at step %d fb %x state %x; record %d %x %x", m.Steps(), m.FramebufferHash(), m.StateHash(), rec.steps, rec.fbHash, rec.stateHash)
+			}
+			st := m.Stats()
+			if st.Checkpoints < 20 {
+				t.Errorf("only %d checkpoints verified", st.Checkpoints)
+			}
+			if st.Calls[3] == 0 || st.Calls[0] == 0 || st.Calls[1] == 0 || st.Calls[5] == 0 || st.Calls[6] == 0 || st.Calls[7] == 0 {
+				t.Errorf("some logged import was never replayed: %v", st.Calls)
+			}
+			if (mode == abi.DiskReplayed) != (st.Calls[4] > 0) {
+				t.Errorf("disk reads logged %d times in %s mode", st.Calls[4], mode)
+			}
+			if !strings.Contains(rec.console, "probe: step") {
+				t.Errorf("console output missing: %q", rec.console)
+			}
+			// Replayed mode writes the real disk when recording; snapshotted never does.
+			changed := !bytes.Equal(rec.finalDisk, testDisk())
+			if changed != (mode == abi.DiskReplayed) {
+				t.Errorf("%s mode: real disk changed = %v", mode, changed)
+			}
+		})
+	}
+}
+
+func TestLiveRunsDiffer(t *testing.T) {
+	// Sanity: without the log, two runs really are different, so the replay
+	// test above is not passing because the guest is deterministic anyway.
+	e := engine(t)
+	a := record(t, e, abi.DiskSnapshotted, 30, nil)
+	b := record(t, e, abi.DiskSnapshotted, 30, nil)
+	if a.stateHash == b.stateHash {
+		t.Fatal("two live runs ended in the same state: random input is not reaching the guest")
+	}
+}
+
+func TestDivergences(t *testing.T) {
+	e := engine(t)
+	rec := record(t, e, abi.DiskSnapshotted, 60, typing())
+	find := func(pred func(r recordlog.Record) bool) int {
+		for i, r := range rec.log.recs {
+			if pred(r) {
+				return i
+			}
+		}
+		t.Fatal("record not found")
+		return -1
+	}
+	firstStep := find(func(r recordlog.Record) bool { return r.Kind == recordlog.KindStep })
+	cases := []struct {
+		name   string
+		mutate func(l *memLog)
+		want   string
+	}{
+		{"argument", func(l *memLog) {
+			i := find(func(r recordlog.Record) bool { return r.Kind == recordlog.KindCall && r.Fn == 3 })
+			l.recs[i].Args[1]++
+		}, "input_poll: argument 1"},
+		{"clock reading", func(l *memLog) {
+			for i := firstStep; i < len(l.recs); i++ {
+				if r := l.recs[i]; r.Kind == recordlog.KindCall && r.Fn == 0 {
+					l.recs[i].Data = []byte{0x40}
+					return
+				}
+			}
+		}, "divergence"},
+		{"missing call", func(l *memLog) {
+			i := find(func(r recordlog.Record) bool { return r.Kind == recordlog.KindCall && r.Fn == 6 })
+			l.recs = append(l.recs[:i:i], l.recs[i+1:]...)
+		}, "the guest called net_send, the log has net_recv"},
+		{"extra call", func(l *memLog) {
+			i := find(func(r recordlog.Record) bool { return r.Kind == recordlog.KindCall && r.Fn == 7 })
+			l.recs = append(l.recs[:i+1:i+1], l.recs[i:]...)
+		}, "more calls"},
+		{"input", func(l *memLog) {
+			for i := range l.recs {
+				if r := l.recs[i]; r.Kind == recordlog.KindCall && r.Fn == 3 && r.Ret > 0 {
+					d := append([]byte(nil), r.Data...)
+					d[len(d)-1] ^= 1
+					l.recs[i].Data = d
+					return
+				}
+			}
+		}, "hash"},
+		{"checkpoint", func(l *memLog) {
+			i := find(func(r recordlog.Record) bool { return r.Kind == recordlog.KindCheckpoint })
+			l.recs[i].FBHash ^= 1
+		}, "framebuffer hash"},
+		{"idle", func(l *memLog) {
+			l.recs = append([]recordlog.Record{{Kind: recordlog.KindIdle, N: 1}}, l.recs...)
+		}, "divergence"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := &memLog{}
+			for _, r := range rec.log.recs {
+				r.Args = append([]uint64(nil), r.Args...)
+				l.recs = append(l.recs, r)
+			}
+			c.mutate(l)
+			m, err := replay(t, e, abi.DiskSnapshotted, l)
+			if m != nil {
+				defer m.Close(context.Background())
+			}
+			var d *machine.Divergence
+			if !errors.As(err, &d) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want a divergence mentioning %q, got %v", c.want, err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestIdleTicksAreCompressed(t *testing.T) {
+	e := engine(t)
+	in := map[int][]abi.Event{10: {key(abi.CodeKeyS, true)}}
+	rec := record(t, e, abi.DiskNone, 300, in)
+	var steps, idle uint64
+	for _, r := range rec.log.recs {
+		switch r.Kind {
+		case recordlog.KindStep:
+			steps++
+		case recordlog.KindIdle:
+			idle += r.N
+		}
+	}
+	if steps+idle != 300 || steps > 50 || steps != rec.steps {
+		t.Fatalf("steps %d + idle ticks %d, want 300 ticks with the guest mostly asleep (machine says %d steps)", steps, idle, rec.steps)
+	}
+	m, err := replay(t, e, abi.DiskNone, rec.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	if m.Ticks() != 300 || m.StateHash() != rec.stateHash {
+		t.Fatalf("replay reached tick %d, state %x; want 300, %x", m.Ticks(), m.StateHash(), rec.stateHash)
+	}
+}
+
+func TestSleepUntilEventWakesOnInput(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	m.Input(key(abi.CodeKeyU, true))
+	if ran, err := m.Advance(ctx); !ran || err != nil {
+		t.Fatal(ran, err)
+	}
+	for i := 0; i < 50; i++ {
+		if ran, _ := m.Advance(ctx); ran {
+			t.Fatalf("guest ran at tick %d while asleep until an event", m.Ticks())
+		}
+	}
+	m.Input(key(abi.CodeKeyU, false))
+	if ran, err := m.Advance(ctx); !ran || err != nil {
+		t.Fatalf("input did not wake the guest: %v %v", ran, err)
+	}
+}
+
+func TestGuestErrorIsReportedNotHidden(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	m.Input(key(abi.CodeKeyT, true))
+	_, err = m.Advance(ctx)
+	var ge *machine.GuestError
+	if !errors.As(err, &ge) || !strings.Contains(err.Error(), "present: bad size") {
+		t.Fatalf("want a guest error about present, got %v", err)
+	}
+	if _, err2 := m.Advance(ctx); err2 == nil {
+		t.Fatal("a failed machine kept running")
+	}
+}
+
+func TestSnapshotRestoreReplay(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	log := &memLog{}
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Record, Params: params(abi.DiskSnapshotted), Sink: log,
+		Disk: testDisk(), Net: endpoints.NewHost()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	in := typing()
+	var snap *snapshot.Snapshot
+	var snapIdx int
+	var snapState uint64
+	for i := 0; i < 200; i++ {
+		m.Input(in[i]...)
+		if _, err := m.Advance(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 99 {
+			if err := m.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if snap, err = m.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			snapIdx, snapState = len(log.recs), m.StateHash()
+		}
+	}
+	m.Sync()
+	m.Checkpoint(true)
+	final := m.StateHash()
+
+	// Through the file format and back, as another process would read it.
+	var buf bytes.Buffer
+	if err := snapshot.Write(&buf, snap); err != nil {
+		t.Fatal(err)
+	}
+	snap2, err := snapshot.Decode(buf.Bytes(), e.Hash(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.pos = snapIdx
+	r, err := machine.Restore(ctx, e, machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: log, Disk: testDisk()}, snap2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	if got := r.StateHash(); got != snapState {
+		t.Fatalf("restored state %x, snapshot was taken at %x", got, snapState)
+	}
+	for {
+		if _, err := r.ReplayNext(ctx); err != nil {
+			if errors.Is(err, machine.ErrEndOfLog) {
+				break
+			}
+			t.Fatal(err)
+		}
+	}
+	if r.StateHash() != final || r.Ticks() != 200 {
+		t.Fatalf("replay from the snapshot ended at tick %d in state %x, the recorder at 200 in %x", r.Ticks(), r.StateHash(), final)
+	}
+}
+
+func TestSnapshotOfAnotherModuleIsRefused(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ModuleHash[0] ^= 1
+	_, err = machine.Restore(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)}, s)
+	var mm *snapshot.ModuleMismatchError
+	if !errors.As(err, &mm) {
+		t.Fatalf("want a module mismatch, got %v", err)
+	}
+}

@@ -1,0 +1,237 @@
+package machine
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sys/unix"
+
+	"replaydesk/shared/abi"
+	"replaydesk/shared/snapshot"
+)
+
+// FramebufferHash hashes the visible pixels of the last presented frame
+// (rows of width*4 bytes; the stride's padding is not part of the picture)
+// and its geometry. 0 before the first present.
+func (m *Machine) FramebufferHash() uint64 {
+	f := m.dev.fb
+	px := m.Pixels()
+	if px == nil {
+		return 0
+	}
+	h := xxh3.New()
+	var hdr [12]byte
+	binary.LittleEndian.PutUint32(hdr[0:], f.Width)
+	binary.LittleEndian.PutUint32(hdr[4:], f.Height)
+	binary.LittleEndian.PutUint32(hdr[8:], uint32(f.Format))
+	h.Write(hdr[:])
+	row := f.Width * 4
+	if f.Stride == row {
+		h.Write(px)
+	} else {
+		for y := uint32(0); y < f.Height; y++ {
+			h.Write(px[y*f.Stride : y*f.Stride+row])
+		}
+	}
+	return h.Sum64() | 1 // never 0: 0 means "no frame"
+}
+
+// StateHash hashes guest memory and every mutable global: the machine state
+// that a replay must reproduce exactly.
+func (m *Machine) StateHash() uint64 {
+	h := xxh3.New()
+	h.Write(m.mem.Bytes())
+	var b [8]byte
+	for _, v := range m.globals() {
+		binary.LittleEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+	}
+	return h.Sum64() | 1
+}
+
+// MemorySize is the guest's linear memory size in bytes.
+func (m *Machine) MemorySize() int { return len(m.mem.Bytes()) }
+
+func (m *Machine) globals() []uint64 {
+	out := make([]uint64, len(m.e.globals))
+	for i, g := range m.e.globals {
+		out[i] = m.mod.ExportedGlobal(g.Export).Get()
+	}
+	return out
+}
+
+// deviceState is the host-side state a snapshot carries, as JSON: small,
+// and readable when debugging a snapshot.
+type deviceState struct {
+	Tick           uint64        `json:"tick"`
+	Steps          uint64        `json:"steps"`
+	SleepUntil     uint64        `json:"sleep_until"`
+	SleepForever   bool          `json:"sleep_forever,omitempty"`
+	LastCheckpoint uint64        `json:"last_checkpoint"`
+	Checkpoints    uint64        `json:"checkpoints"`
+	Frame          Frame         `json:"frame"`
+	Queue          []abi.Event   `json:"queue,omitempty"`
+	Handles        []string      `json:"handles,omitempty"`
+	Overlay        []overlayItem `json:"overlay,omitempty"`
+}
+
+type overlayItem struct {
+	Block uint64 `json:"block"`
+	Data  []byte `json:"data"`
+}
+
+// Snapshot captures the machine between two steps. In record mode call Sync
+// first (so the log covers every tick), flush the log, and set LogPos to
+// where the next block starts.
+func (m *Machine) Snapshot() (*snapshot.Snapshot, error) {
+	if m.inCall {
+		return nil, fmt.Errorf("machine: snapshot inside a step")
+	}
+	if m.failed != nil {
+		return nil, m.failed
+	}
+	if m.pendingIdle != 0 {
+		return nil, fmt.Errorf("machine: snapshot with %d idle ticks not yet logged; call Sync first", m.pendingIdle)
+	}
+	ds := deviceState{
+		Tick: m.tick, Steps: m.steps, SleepUntil: m.sleepUntil, SleepForever: m.sleepForever,
+		LastCheckpoint: m.lastCheckpoint, Checkpoints: m.checkpoints,
+		Frame: m.dev.fb, Queue: m.dev.queue,
+	}
+	for _, h := range m.dev.handles {
+		ds.Handles = append(ds.Handles, h)
+	}
+	for blk, data := range m.dev.overlay {
+		ds.Overlay = append(ds.Overlay, overlayItem{blk, data})
+	}
+	sort.Slice(ds.Overlay, func(i, j int) bool { return ds.Overlay[i].Block < ds.Overlay[j].Block })
+	dev, err := json.Marshal(ds)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot.Snapshot{
+		ModuleHash: m.e.hash,
+		Tick:       m.tick,
+		Step:       m.steps,
+		Globals:    m.globals(),
+		Device:     dev,
+		Memory:     captureMemory(m.mem.Bytes()),
+	}, nil
+}
+
+// captureMemory copies guest memory into a buffer whose pages were
+// pre-faulted in one madvise: first-touch faults, not the copy, dominate a
+// naive copy on these machines (~10 µs a page).
+func captureMemory(src []byte) []byte {
+	dst := make([]byte, len(src))
+	populate(dst)
+	copy(dst, src)
+	return dst
+}
+
+func populate(b []byte) {
+	if len(b) < 1<<20 {
+		return
+	}
+	// madvise wants page-aligned ranges; a large Go allocation is, nearly.
+	const page = 4096
+	start := (uintptrOf(b) + page - 1) &^ (page - 1)
+	off := int(start - uintptrOf(b))
+	n := (len(b) - off) &^ (page - 1)
+	if n > 0 {
+		_ = unix.Madvise(b[off:off+n], unix.MADV_POPULATE_WRITE)
+	}
+}
+
+// Restore makes a machine from a snapshot without running _initialize:
+// eager restore (every page copied before the first step). cfg.Mode decides
+// what happens next: Replay from the snapshot's log position, or Record/Live
+// onwards from it (a recovering server).
+func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
+	if s.ModuleHash != e.hash {
+		return nil, &snapshot.ModuleMismatchError{File: "(snapshot)", Want: e.hash, Got: s.ModuleHash}
+	}
+	if len(s.Globals) != len(e.globals) {
+		return nil, fmt.Errorf("machine: snapshot has %d globals, the module has %d mutable globals", len(s.Globals), len(e.globals))
+	}
+	var ds deviceState
+	if err := json.Unmarshal(s.Device, &ds); err != nil {
+		return nil, fmt.Errorf("machine: snapshot device state: %w", err)
+	}
+	if ds.Tick != s.Tick || ds.Steps != s.Step || len(ds.Handles) > abi.MaxNetHandles {
+		return nil, fmt.Errorf("machine: snapshot device state disagrees with its header")
+	}
+	m, err := newInstance(ctx, e, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadMemory(s.Memory); err != nil {
+		m.Close(ctx)
+		return nil, err
+	}
+	for i, g := range e.globals {
+		mg, ok := m.mod.ExportedGlobal(g.Export).(api.MutableGlobal)
+		if !ok {
+			m.Close(ctx)
+			return nil, fmt.Errorf("machine: global %d is not writable", g.Index)
+		}
+		mg.Set(s.Globals[i])
+	}
+	m.tick, m.steps = ds.Tick, ds.Steps
+	m.sleepUntil, m.sleepForever = ds.SleepUntil, ds.SleepForever
+	m.lastCheckpoint, m.checkpoints = ds.LastCheckpoint, ds.Checkpoints
+	m.dev.fb = ds.Frame
+	m.dev.queue = slices.Clone(ds.Queue)
+	copy(m.dev.handles[:], ds.Handles)
+	for _, o := range ds.Overlay {
+		if o.Block >= m.p.DiskBlocks || len(o.Data) != abi.BlockSize {
+			m.Close(ctx)
+			return nil, fmt.Errorf("machine: snapshot overlay block %d is invalid", o.Block)
+		}
+		m.dev.overlay[o.Block] = o.Data
+	}
+	m.wallStart = time.Now().Add(-time.Duration(m.tickTime(m.tick)))
+	if cfg.Mode != Replay {
+		for h, name := range m.dev.handles {
+			if name != "" && cfg.Net != nil {
+				// Streams are the world, not machine state: reopen them.
+				if st, err := cfg.Net.Open(name); err == nil {
+					m.dev.streams[h] = st
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *Machine) loadMemory(img []byte) error {
+	const wasmPage = 65536
+	if len(img)%wasmPage != 0 {
+		return fmt.Errorf("machine: snapshot memory size %d is not whole wasm pages", len(img))
+	}
+	mem := m.mod.Memory()
+	if cur := uint64(mem.Size()); cur < uint64(len(img)) {
+		if _, ok := mem.Grow(uint32((uint64(len(img)) - cur) / wasmPage)); !ok {
+			return fmt.Errorf("machine: cannot grow guest memory to %d bytes", len(img))
+		}
+	}
+	if got := len(m.mem.Bytes()); got != len(img) {
+		return fmt.Errorf("machine: guest memory is %d bytes after instantiation, the snapshot has %d", got, len(img))
+	}
+	// Drop what instantiation wrote (data segments), pre-fault, copy.
+	if err := m.mem.Zero(); err != nil {
+		return err
+	}
+	if err := m.mem.Populate(); err != nil {
+		m.cfg.Log.Debug().Err(err).Msg("MADV_POPULATE_WRITE unavailable; restore will fault page by page")
+	}
+	copy(m.mem.Bytes(), img)
+	return nil
+}
