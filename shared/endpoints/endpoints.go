@@ -100,10 +100,10 @@ func (e *Echo) Close() error  { e.closed = true; return nil }
 // TCP is a stream to a TCP endpoint. A reader goroutine fills a buffer so
 // Recv never blocks the machine.
 type TCP struct {
-	c    net.Conn
-	mu   sync.Mutex
-	buf  []byte
-	err  error
+	c   net.Conn
+	mu  sync.Mutex
+	buf []byte
+	err error
 }
 
 // DialTCP connects to addr.

@@ -1,0 +1,170 @@
+// Package replayer replays a recorded session directory offline: from its
+// start or from a snapshot, checking every checkpoint, optionally writing
+// frames as PNG. It is what `client replay DIR` does.
+//
+// It must not know about networks or live sessions.
+package replayer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"replaydesk/shared/machine"
+	"replaydesk/shared/recordlog"
+	"replaydesk/shared/sessiondir"
+)
+
+// Options says what to replay.
+type Options struct {
+	Dir          string
+	FromSnapshot int    // 0: from the start
+	FramesDir    string // "": no frames
+	FramesEvery  uint64 // write every K-th step's frame (default 1)
+	Console      io.Writer
+	Log          zerolog.Logger
+	// Progress is called about every ProgressEvery of wall time.
+	Progress      func(ticks uint64)
+	ProgressEvery time.Duration
+}
+
+// Result is what `client replay` prints.
+type Result struct {
+	Steps          uint64  `json:"steps"`
+	Ticks          uint64  `json:"ticks"`
+	FromSnapshot   int     `json:"from_snapshot"`
+	Checkpoints    uint64  `json:"checkpoints"`
+	Divergences    int     `json:"divergences"`
+	Divergence     string  `json:"divergence,omitempty"`
+	FinalFBHash    string  `json:"final_fb_hash"`
+	FinalStateHash string  `json:"final_state_hash"`
+	Frames         int     `json:"frames"`
+	WallS          float64 `json:"wall_s"`
+	RestoreMs      float64 `json:"restore_ms"`
+}
+
+// Run replays. A divergence is not an error: it is in the Result, with the
+// machine stopped at it. Errors are everything else (a corrupt log, an
+// unreadable directory, a snapshot of another module).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.FramesEvery == 0 {
+		o.FramesEvery = 1
+	}
+	dir, err := sessiondir.Open(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := recordlog.Open(dir.LogDir(), dir.ModuleHash(), recordlog.ReaderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	p, err := machine.DecodeParams(r.Header().Params)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := machine.NewEngine(ctx, dir.Module, machine.EngineOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close(context.Background())
+	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
+
+	res := &Result{FromSnapshot: o.FromSnapshot}
+	start := time.Now()
+	var m *machine.Machine
+	if o.FromSnapshot > 0 {
+		s, _, err := dir.Snapshot(o.FromSnapshot)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Seek(s.LogPos); err != nil {
+			return nil, fmt.Errorf("seeking the log to snapshot %d: %w", o.FromSnapshot, err)
+		}
+		if m, err = machine.Restore(ctx, eng, cfg, s); err != nil {
+			return nil, err
+		}
+	} else if m, err = machine.New(ctx, eng, cfg); err != nil {
+		var d *machine.Divergence
+		if errors.As(err, &d) {
+			res.Divergences, res.Divergence = 1, d.Error()
+			return res, nil
+		}
+		return nil, err
+	}
+	defer m.Close(context.Background())
+	res.RestoreMs = float64(time.Since(start).Microseconds()) / 1000
+	if o.FramesDir != "" {
+		if err := os.MkdirAll(o.FramesDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lastProgress := time.Now()
+	var runErr error
+	for {
+		kind, err := m.ReplayNext(ctx)
+		if errors.Is(err, machine.ErrEndOfLog) {
+			break
+		}
+		var d *machine.Divergence
+		if errors.As(err, &d) {
+			res.Divergences, res.Divergence = 1, d.Error()
+			break
+		}
+		if err != nil {
+			runErr = err
+			break
+		}
+		if kind == recordlog.KindStep && o.FramesDir != "" && m.Steps()%o.FramesEvery == 0 {
+			if err := writeFrame(m, filepath.Join(o.FramesDir, fmt.Sprintf("frame-%08d.png", m.Ticks()-1))); err != nil {
+				return nil, err
+			}
+			res.Frames++
+		}
+		if o.Progress != nil && time.Since(lastProgress) >= o.ProgressEvery {
+			lastProgress = time.Now()
+			o.Progress(m.Ticks())
+		}
+	}
+	st := m.Stats()
+	res.Steps, res.Ticks, res.Checkpoints = m.Steps(), m.Ticks(), st.Checkpoints
+	res.FinalFBHash = fmt.Sprintf("%016x", m.FramebufferHash())
+	res.FinalStateHash = fmt.Sprintf("%016x", m.StateHash())
+	res.WallS = time.Since(start).Seconds()
+	return res, runErr
+}
+
+// writeFrame saves the current framebuffer as an opaque PNG.
+func writeFrame(m *machine.Machine, path string) error {
+	f := m.Frame()
+	px := m.Pixels()
+	if px == nil {
+		return nil
+	}
+	img := image.NewRGBA(image.Rect(0, 0, int(f.Width), int(f.Height)))
+	for y := 0; y < int(f.Height); y++ {
+		row := img.Pix[y*img.Stride : y*img.Stride+int(f.Width)*4]
+		copy(row, px[y*int(f.Stride):])
+		for x := 3; x < len(row); x += 4 {
+			row[x] = 255 // the ABI ignores alpha; a PNG viewer would not
+		}
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(out, img); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,265 @@
+// Package recorder runs one guest in record mode into a session directory:
+// it feeds scripted input at its virtual times, ticks the machine (as fast
+// as it can, or in real time), flushes log blocks, takes snapshots, and
+// reports what it recorded. It is what `server record` does.
+//
+// It must not know about networks, viewers or how the log is encoded.
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"replaydesk/server/images"
+	"replaydesk/shared/abi"
+	"replaydesk/shared/endpoints"
+	"replaydesk/shared/inputscript"
+	"replaydesk/shared/machine"
+	"replaydesk/shared/recordlog"
+	"replaydesk/shared/sessiondir"
+)
+
+// Options says what to record.
+type Options struct {
+	Image    images.Image
+	Out      string
+	Duration time.Duration // of virtual time; 0 runs until ctx ends
+	Input    []inputscript.Timed
+	// SnapshotEvery takes a snapshot each period of virtual time (0: none).
+	SnapshotEvery time.Duration
+	// Realtime paces ticks by the wall clock and gives the guest the real
+	// clocks; otherwise time is virtual and the recording runs flat out.
+	Realtime bool
+	DiskMode abi.DiskMode
+	// CheckpointEvery and MemCheckEvery override the machine's defaults.
+	CheckpointEvery, MemCheckEvery uint64
+	// Inject delivers live input (events already stamped with their user);
+	// it is drained once per tick. Nil: scripted input only.
+	Inject <-chan abi.Event
+	// OnFrame is called after each step that presented, with the frame and
+	// a view of its pixels valid only during the call.
+	OnFrame func(f machine.Frame, pixels []byte)
+	// FlushEvery ends a log block each this many ticks (default 30).
+	FlushEvery uint64
+	Console    io.Writer
+	Log        zerolog.Logger
+	// Progress is called about every ProgressEvery of wall time.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Progress is reported during long recordings.
+type Progress struct {
+	Ticks, TotalTicks uint64
+	LogBytes          int64
+	Wall              time.Duration
+}
+
+// Result is what `server record` prints.
+type Result struct {
+	Image          string    `json:"image"`
+	DiskMode       string    `json:"disk_mode"`
+	Steps          uint64    `json:"steps"`
+	Ticks          uint64    `json:"ticks"`
+	VirtualS       float64   `json:"virtual_s"`
+	LogBytes       int64     `json:"log_bytes"`
+	LogBytesPerS   float64   `json:"log_bytes_per_s"`
+	Snapshots      int       `json:"snapshots"`
+	SnapshotMs     []float64 `json:"snapshot_ms,omitempty"` // capture time of each (the VM is stopped meanwhile)
+	InputEvents    int       `json:"input_events"`
+	FinalFBHash    string    `json:"final_fb_hash"`
+	FinalStateHash string    `json:"final_state_hash"`
+	MemoryBytes    int       `json:"memory_bytes"`
+	WallS          float64   `json:"wall_s"`
+	StepMsMedian   float64   `json:"step_ms_median"`
+	StepMsP99      float64   `json:"step_ms_p99"`
+	Out            string    `json:"out"`
+}
+
+// Run records a session. ctx cancellation ends the recording early but
+// still seals the log, so what was recorded stays replayable.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	img := o.Image
+	if o.FlushEvery == 0 {
+		o.FlushEvery = 30
+	}
+	disk := slices.Clone(img.Disk)
+	mode := o.DiskMode
+	if disk == nil {
+		mode = abi.DiskNone
+	} else if mode == abi.DiskNone {
+		mode = abi.DiskSnapshotted
+	}
+	dir, err := sessiondir.Create(o.Out, img.Name, img.Wasm, img.Disk, mode.String())
+	if err != nil {
+		return nil, err
+	}
+	p := machine.Params{
+		VirtualClock: !o.Realtime, RealtimeBase: time.Now().UnixNano(),
+		CheckpointEvery: o.CheckpointEvery, MemCheckEvery: o.MemCheckEvery,
+		DiskMode: mode, Endpoints: img.Endpoints,
+	}.WithDefaults()
+	if disk != nil {
+		p.DiskBlocks = uint64(len(disk) / abi.BlockSize)
+		p.DiskSHA256 = dir.Meta.DiskSHA256
+	}
+	eng, err := machine.NewEngine(ctx, img.Wasm, machine.EngineOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close(context.Background())
+	w, err := recordlog.Create(dir.LogDir(), recordlog.Header{ModuleHash: eng.Hash(), Params: p.Encode()}, recordlog.WriterOptions{})
+	if err != nil {
+		return nil, err
+	}
+	// A machine needs a live context: cancellation is handled by the loop.
+	mctx := context.WithoutCancel(ctx)
+	m, err := machine.New(mctx, eng, machine.Config{Mode: machine.Record, Params: p, Sink: w, Disk: disk,
+		Net: endpoints.NewHost(), Console: o.Console, Log: o.Log})
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	defer m.Close(mctx)
+
+	res := &Result{Image: img.Name, DiskMode: mode.String(), Out: o.Out}
+	script := inputscript.NewSequencer(o.Input)
+	period := time.Second / time.Duration(p.TickHz)
+	total := uint64(o.Duration / period)
+	if o.Duration == 0 {
+		total = ^uint64(0)
+	}
+	var snapEvery uint64
+	if o.SnapshotEvery > 0 {
+		snapEvery = max(1, uint64(o.SnapshotEvery/period))
+	}
+	var stepDur []time.Duration
+	start := time.Now()
+	lastProgress := start
+	tickAt := func(t uint64) time.Duration { return time.Duration(t) * period }
+
+	flush := func() error {
+		if err := m.Sync(); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	runErr := func() error {
+		for t := uint64(0); t < total; t++ {
+			if ctx.Err() != nil {
+				o.Log.Warn().Uint64("tick", t).Msg("recording interrupted; sealing the log")
+				return nil
+			}
+			if o.Realtime {
+				if d := time.Until(start.Add(tickAt(t))); d > 0 {
+					time.Sleep(d)
+				}
+			}
+			if evs := script.Due(tickAt(t)); len(evs) > 0 {
+				m.Input(evs...)
+				res.InputEvents += len(evs)
+			}
+		drain:
+			for o.Inject != nil {
+				select {
+				case ev := <-o.Inject:
+					m.Input(ev)
+					res.InputEvents++
+				default:
+					break drain
+				}
+			}
+			seq := m.Frame().Seq
+			ran, err := m.Advance(mctx)
+			if err != nil {
+				return err
+			}
+			if ran {
+				stepDur = append(stepDur, m.Stats().LastStepDuration)
+				if f := m.Frame(); o.OnFrame != nil && f.Seq != seq {
+					o.OnFrame(f, m.Pixels())
+				}
+			}
+			next := t + 1
+			if next%o.FlushEvery == 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if snapEvery > 0 && next%snapEvery == 0 && next < total {
+				if err := takeSnapshot(m, w, dir, res, flush); err != nil {
+					return err
+				}
+			}
+			if o.Progress != nil && time.Since(lastProgress) >= o.ProgressEvery {
+				lastProgress = time.Now()
+				o.Progress(Progress{Ticks: next, TotalTicks: total, LogBytes: w.Bytes(), Wall: time.Since(start)})
+			}
+		}
+		return nil
+	}()
+	if runErr == nil {
+		runErr = m.Sync()
+	}
+	if runErr == nil {
+		runErr = m.Checkpoint(true) // the final state, checked by every replay
+	}
+	if err := w.Close(); runErr == nil && err != nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return nil, runErr
+	}
+	if mode == abi.DiskReplayed {
+		// The real disk after the session: the world the recorder changed.
+		if err := os.WriteFile(filepath.Join(dir.Path, "disk.final.img"), disk, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	res.Steps, res.Ticks = m.Steps(), m.Ticks()
+	res.VirtualS = float64(res.Ticks) / float64(p.TickHz)
+	res.LogBytes = w.Bytes()
+	if res.VirtualS > 0 {
+		res.LogBytesPerS = float64(res.LogBytes) / res.VirtualS
+	}
+	res.FinalFBHash = fmt.Sprintf("%016x", m.FramebufferHash())
+	res.FinalStateHash = fmt.Sprintf("%016x", m.StateHash())
+	res.MemoryBytes = m.MemorySize()
+	res.WallS = time.Since(start).Seconds()
+	res.StepMsMedian, res.StepMsP99 = quantileMs(stepDur, 0.5), quantileMs(stepDur, 0.99)
+	return res, nil
+}
+
+func takeSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, flush func() error) error {
+	if err := flush(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	s, err := m.Snapshot()
+	if err != nil {
+		return err
+	}
+	res.SnapshotMs = append(res.SnapshotMs, float64(time.Since(t0).Microseconds())/1000)
+	s.LogPos = w.Pos()
+	if _, err := dir.AddSnapshot(s); err != nil {
+		return err
+	}
+	res.Snapshots++
+	return nil
+}
+
+func quantileMs(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
+}

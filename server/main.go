@@ -1,0 +1,160 @@
+// Command server hosts replaydesk sessions.
+//
+//	go run ./server                 run the default session (the product)
+//	go run ./server record ...      record a session into a directory
+//
+// See README.md. This file only parses flags; the work is in internal/.
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"replaydesk/server/images"
+	"replaydesk/server/internal/liveview"
+	"replaydesk/server/internal/recorder"
+	"replaydesk/shared/abi"
+	"replaydesk/shared/cli"
+	"replaydesk/shared/inputscript"
+	"replaydesk/shared/machine"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "record" {
+		recordCmd(ctx, args[1:])
+		return
+	}
+	serveCmd(ctx, args)
+}
+
+func recordCmd(ctx context.Context, args []string) {
+	fs := flag.NewFlagSet("server record", flag.ExitOnError)
+	image := fs.String("image", "testcard", "guest image to record: "+strings.Join(images.Names(), ", "))
+	duration := fs.Duration("duration", 30*time.Second, "virtual time to record")
+	input := fs.String("input", "", "input script (JSON Lines); empty: no scripted input")
+	randomRate := fs.Float64("random-input", 0, "add random input at about this many events per second")
+	seed := fs.Uint64("seed", 1, "seed of --random-input")
+	out := fs.String("out", "", "session directory to create (required)")
+	snapEvery := fs.Duration("snapshot-every", 0, "take a snapshot each period of virtual time (0: none)")
+	realtime := fs.Bool("realtime", false, "tick at real time with the real clock (default: virtual time, as fast as possible)")
+	diskMode := fs.String("disk-mode", "snapshotted", "how the disk reaches replayers: snapshotted or replayed")
+	checkpoint := fs.Uint64("checkpoint-every", 0, "ticks between framebuffer checkpoints (0: the default, 60)")
+	console := fs.Bool("console", false, "copy the guest's console to stderr")
+	level := fs.String("log-level", "info", "log level")
+	fs.Parse(args)
+	log := cli.Logger(*level)
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: server record --image NAME --duration 30s [--input FILE] --out DIR")
+		os.Exit(cli.ExitError)
+	}
+	img, err := images.Lookup(*image)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	dm, ok := abi.ParseDiskMode(*diskMode)
+	if !ok || dm == abi.DiskNone {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("--disk-mode %q: want snapshotted or replayed", *diskMode))
+	}
+	var evs []inputscript.Timed
+	if *input != "" {
+		if evs, err = inputscript.ParseFile(*input); err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+	}
+	if *randomRate > 0 {
+		evs = append(evs, inputscript.Random(*seed, *duration, *randomRate, []string{"alice", "bob"}, img.Width, img.Height)...)
+		slices.SortStableFunc(evs, func(a, b inputscript.Timed) int { return cmp.Compare(a.At, b.At) })
+	}
+	opt := recorder.Options{
+		Image: img, Out: *out, Duration: *duration, Input: evs, SnapshotEvery: *snapEvery,
+		Realtime: *realtime, DiskMode: dm, CheckpointEvery: *checkpoint, Log: log,
+		ProgressEvery: 5 * time.Second,
+		Progress: func(p recorder.Progress) {
+			log.Info().Uint64("tick", p.Ticks).Uint64("of", p.TotalTicks).Int64("log_bytes", p.LogBytes).
+				Str("done", fmt.Sprintf("%.0f%%", 100*float64(p.Ticks)/float64(max(p.TotalTicks, 1)))).Msg("recording")
+		},
+	}
+	if *console {
+		opt.Console = os.Stderr
+	}
+	res, err := recorder.Run(ctx, opt)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	log.Info().Str("out", res.Out).Uint64("steps", res.Steps).Int64("log_bytes", res.LogBytes).Msg("recorded")
+	cli.PrintJSON(res)
+}
+
+// serveCmd runs the product: the default image live, recorded into a
+// session directory, shown to browsers on this machine.
+func serveCmd(ctx context.Context, args []string) {
+	fs := flag.NewFlagSet("server", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
+	image := fs.String("image", "testcard", "guest image to run: "+strings.Join(images.Names(), ", "))
+	data := fs.String("data", "", "directory to record the session into (default: a new one under the user cache directory)")
+	level := fs.String("log-level", "info", "log level")
+	fs.Parse(args)
+	log := cli.Logger(*level)
+	if fs.NArg() > 0 {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record; no command runs the server)", fs.Arg(0)))
+	}
+	img, err := images.Lookup(*image)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	dir := *data
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "replaydesk", "sessions", time.Now().UTC().Format("20060102-150405"))
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil && !flagSet(fs, "listen") {
+		// The default port is taken: any free port will do.
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	input := make(chan abi.Event, 4096)
+	view := liveview.New(input, log)
+	srv := &http.Server{Handler: view.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	url := "http://" + ln.Addr().String() + "/"
+	fmt.Printf("replaydesk: session %q is live\n", img.Name)
+	fmt.Printf("open %s\n", url)
+	log.Info().Str("url", url).Str("image", img.Name).Str("recording", dir).Msg("serving")
+	_, err = recorder.Run(ctx, recorder.Options{
+		Image: img, Out: dir, Realtime: true, DiskMode: abi.DiskSnapshotted, Log: log,
+		SnapshotEvery: 5 * time.Minute, Inject: input,
+		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
+	})
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	log.Info().Str("recording", dir).Msg("session ended; replay it with: go run ./client replay " + dir)
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

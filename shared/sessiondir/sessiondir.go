@@ -1,0 +1,168 @@
+// Package sessiondir is the on-disk layout of one recorded session
+// (DESIGN.md section 9): the guest module, the base disk image, the record
+// log's segments and the snapshots, with a small JSON index. A session
+// directory is self-contained: copy it anywhere and replay it.
+//
+//	DIR/session.json      what the session is; the snapshot index
+//	DIR/module.wasm       the guest module the log is bound to (by SHA-256)
+//	DIR/disk.img          the base disk image (snapshotted and replayed modes)
+//	DIR/log/NNNNNNNN.seg  the record log (docs/log-format.md)
+//	DIR/snapshots/NNNNNN.snap
+//
+// It must not know how a machine runs: it stores and verifies bytes.
+package sessiondir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"replaydesk/shared/recordlog"
+	"replaydesk/shared/snapshot"
+)
+
+// FormatVersion is the version of this layout.
+const FormatVersion = 1
+
+// Meta is session.json.
+type Meta struct {
+	Format       int            `json:"format"`
+	Image        string         `json:"image"`
+	ModuleSHA256 string         `json:"module_sha256"`
+	DiskSHA256   string         `json:"disk_sha256,omitempty"`
+	DiskMode     string         `json:"disk_mode"`
+	Created      time.Time      `json:"created"`
+	Snapshots    []SnapshotInfo `json:"snapshots"`
+}
+
+// SnapshotInfo indexes one snapshot.
+type SnapshotInfo struct {
+	N      int           `json:"n"` // 1, 2, ... in order of capture
+	File   string        `json:"file"`
+	Tick   uint64        `json:"tick"`
+	Step   uint64        `json:"step"`
+	LogPos recordlog.Pos `json:"log_pos"`
+}
+
+// Dir is an open session directory.
+type Dir struct {
+	Path   string
+	Meta   Meta
+	Module []byte
+	Disk   []byte // nil without a disk
+}
+
+// ModuleHash is the SHA-256 the log and snapshots are bound to.
+func (d *Dir) ModuleHash() recordlog.ModuleHash { return sha256.Sum256(d.Module) }
+
+// LogDir is where the record log's segments live.
+func (d *Dir) LogDir() string { return filepath.Join(d.Path, "log") }
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Create makes a new session directory. It refuses a directory that already
+// holds a session, so a recording never overwrites another.
+func Create(path, image string, module, disk []byte, diskMode string) (*Dir, error) {
+	if _, err := os.Stat(filepath.Join(path, "session.json")); err == nil {
+		return nil, fmt.Errorf("%s already holds a session; choose another --out", path)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "snapshots"), 0o755); err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: path, Module: module, Disk: disk, Meta: Meta{
+		Format: FormatVersion, Image: image, ModuleSHA256: hexSum(module), DiskMode: diskMode,
+		Created: time.Now().UTC(), Snapshots: []SnapshotInfo{},
+	}}
+	if err := os.WriteFile(filepath.Join(path, "module.wasm"), module, 0o644); err != nil {
+		return nil, err
+	}
+	if disk != nil {
+		d.Meta.DiskSHA256 = hexSum(disk)
+		if err := os.WriteFile(filepath.Join(path, "disk.img"), disk, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return d, d.SaveMeta()
+}
+
+// SaveMeta rewrites session.json atomically.
+func (d *Dir) SaveMeta() error {
+	b, err := json.MarshalIndent(d.Meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(d.Path, "session.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(d.Path, "session.json"))
+}
+
+// Open reads and verifies a session directory: the module and the disk
+// must match the hashes session.json names.
+func Open(path string) (*Dir, error) {
+	b, err := os.ReadFile(filepath.Join(path, "session.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s is not a session directory (no session.json)", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: path}
+	if err := json.Unmarshal(b, &d.Meta); err != nil {
+		return nil, fmt.Errorf("%s/session.json: %w", path, err)
+	}
+	if d.Meta.Format != FormatVersion {
+		return nil, fmt.Errorf("%s: session format %d, this build reads %d", path, d.Meta.Format, FormatVersion)
+	}
+	if d.Module, err = os.ReadFile(filepath.Join(path, "module.wasm")); err != nil {
+		return nil, err
+	}
+	if got := hexSum(d.Module); got != d.Meta.ModuleSHA256 {
+		return nil, fmt.Errorf("%s/module.wasm has SHA-256 %s, session.json says %s", path, got, d.Meta.ModuleSHA256)
+	}
+	if d.Meta.DiskSHA256 != "" {
+		if d.Disk, err = os.ReadFile(filepath.Join(path, "disk.img")); err != nil {
+			return nil, err
+		}
+		if got := hexSum(d.Disk); got != d.Meta.DiskSHA256 {
+			return nil, fmt.Errorf("%s/disk.img has SHA-256 %s, session.json says %s", path, got, d.Meta.DiskSHA256)
+		}
+	}
+	return d, nil
+}
+
+// AddSnapshot stores a snapshot and indexes it; it returns its number.
+func (d *Dir) AddSnapshot(s *snapshot.Snapshot) (SnapshotInfo, error) {
+	n := len(d.Meta.Snapshots) + 1
+	info := SnapshotInfo{N: n, File: fmt.Sprintf("snapshots/%06d.snap", n), Tick: s.Tick, Step: s.Step, LogPos: s.LogPos}
+	if err := snapshot.WriteFile(filepath.Join(d.Path, info.File), s); err != nil {
+		return info, err
+	}
+	d.Meta.Snapshots = append(d.Meta.Snapshots, info)
+	return info, d.SaveMeta()
+}
+
+// Snapshot reads snapshot n (1-based) and checks it belongs to the module.
+func (d *Dir) Snapshot(n int) (*snapshot.Snapshot, SnapshotInfo, error) {
+	if n < 1 || n > len(d.Meta.Snapshots) {
+		return nil, SnapshotInfo{}, fmt.Errorf("%s has %d snapshots; there is no snapshot %d", d.Path, len(d.Meta.Snapshots), n)
+	}
+	info := d.Meta.Snapshots[n-1]
+	s, err := snapshot.ReadFile(filepath.Join(d.Path, info.File), d.ModuleHash())
+	if err != nil {
+		return nil, info, err
+	}
+	if s.Tick != info.Tick || s.Step != info.Step || s.LogPos != info.LogPos {
+		return nil, info, fmt.Errorf("%s: snapshot %d does not match its index entry", d.Path, n)
+	}
+	return s, info, nil
+}
