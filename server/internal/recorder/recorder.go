@@ -182,7 +182,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				return err
 			}
 			if ran {
-				stepDur = append(stepDur, m.Stats().LastStepDuration)
+				if o.Duration > 0 { // a live session runs for days: keep no per-step history
+					stepDur = append(stepDur, m.Stats().LastStepDuration)
+				}
 				if f := m.Frame(); o.OnFrame != nil && f.Seq != seq {
 					o.OnFrame(f, m.Pixels())
 				}
