@@ -8,6 +8,7 @@ package endpoints
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"sort"
 	"sync"
@@ -62,7 +63,7 @@ func (h *Host) Open(name string) (machine.Stream, error) {
 	f, ok := h.factories[name]
 	h.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("endpoints: no endpoint %q", name)
+		return nil, fmt.Errorf("endpoints: no endpoint %q: %w", name, fs.ErrNotExist)
 	}
 	return f()
 }

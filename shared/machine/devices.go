@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"slices"
 
 	"replaydesk/shared/abi"
@@ -161,21 +162,25 @@ func init() {
 				c.write(c.u32(1), o.data)
 				c.ret(0)
 			}},
-		&hostFunc{module: abi.Module, name: abi.ImportDiskWrite, params: sig(i64, i32), results: sig(i32), logID: -1, run: func(c *call) {
-			if e := c.diskCheck(); e != 0 {
-				c.ret(e)
-				return
-			}
-			src := c.read(c.u32(1), abi.BlockSize)
-			d, blk := &c.m.dev, c.u64(0)
-			switch {
-			case c.m.p.DiskMode == abi.DiskSnapshotted:
-				d.overlay[blk] = slices.Clone(src) // machine state: replayers do the same
-			case c.m.cfg.Mode != Replay:
-				copy(d.disk[blk*abi.BlockSize:], src) // the real disk: never touched by a replay
-			}
-			c.ret(0)
-		}},
+		&hostFunc{module: abi.Module, name: abi.ImportDiskWrite, params: sig(i64, i32), results: sig(i32), logID: logDiskWrite,
+			loggedIf: func(m *Machine) bool { return m.p.DiskMode == abi.DiskReplayed },
+			run: func(c *call) { // snapshotted (or no) disk: the overlay is machine state
+				if e := c.diskCheck(); e != 0 {
+					c.ret(e)
+					return
+				}
+				c.m.dev.overlay[c.u64(0)] = slices.Clone(c.read(c.u32(1), abi.BlockSize))
+				c.ret(0)
+			},
+			live: func(c *call) outcome { // replayed mode: the real disk, never touched by a replay
+				if e := c.diskCheck(); e != 0 {
+					return outcome{ret: errnoRet(e)}
+				}
+				blk := c.u64(0)
+				copy(c.m.dev.disk[blk*abi.BlockSize:], c.read(c.u32(1), abi.BlockSize))
+				return outcome{}
+			},
+			apply: func(c *call, o outcome) { c.stack[0] = o.ret }},
 		&hostFunc{module: abi.Module, name: abi.ImportNetOpen, params: sig(i32, i32), results: sig(i32), logID: logNetOpen,
 			live: netOpen,
 			apply: func(c *call, o outcome) {
@@ -327,6 +332,9 @@ func netOpen(c *call) outcome {
 		return fail(abi.ErrnoAgain)
 	}
 	s, err := c.m.cfg.Net.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fail(abi.ErrnoNoent)
+	}
 	if err != nil {
 		c.m.cfg.Log.Warn().Err(err).Str("endpoint", name).Msg("net_open failed")
 		return fail(abi.ErrnoConnrefused)

@@ -22,7 +22,8 @@ const (
 	logNetOpen      = 5
 	logNetSend      = 6
 	logNetRecv      = 7
-	numLogFns       = 8
+	logDiskWrite    = 8
+	numLogFns       = 9
 )
 
 // outcome is what a logged import's real implementation produced: its

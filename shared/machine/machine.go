@@ -254,10 +254,12 @@ func (m *Machine) runStep() error {
 	switch {
 	case sleep == abi.SleepUntilEvent:
 		m.sleepForever = true
-	case sleep > 0:
+	case sleep < 0: // below -1: treated as -1 (docs/abi.md)
+		m.sleepForever = true
+	case sleep > 0: // skip the next n ticks
 		m.sleepForever = false
-		m.sleepUntil = m.tick + uint64(sleep)
-	default: // 0 and other negatives: next tick
+		m.sleepUntil = m.tick + 1 + uint64(sleep)
+	default:
 		m.sleepForever = false
 		m.sleepUntil = m.tick + 1
 	}
