@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -23,9 +24,12 @@ type ReaderOptions struct {
 	Poll time.Duration
 }
 
-// readChunk is how much a reader reads at once; small blocks then cost no
-// system call each.
-const readChunk = 32 << 10
+// A reader reads at least this much at once, so small blocks cost no system
+// call each; it starts small (segments of small logs are small) and doubles.
+const (
+	minReadChunk = 4 << 10
+	maxReadChunk = 64 << 10
+)
 
 // headerGuess covers a segment header with up to ~400 bytes of Params in one
 // read; longer ones take a second.
@@ -42,6 +46,7 @@ type segFile struct {
 	hdrLen int64
 	buf    []byte
 	bufOff int64
+	chunk  int // next read size
 }
 
 // at returns the n bytes at off, or fewer if the file ends sooner. The
@@ -50,7 +55,8 @@ func (s *segFile) at(off int64, n int) ([]byte, error) {
 	if off >= s.bufOff && off+int64(n) <= s.bufOff+int64(len(s.buf)) {
 		return s.buf[off-s.bufOff : off-s.bufOff+int64(n)], nil
 	}
-	size := max(n, readChunk)
+	s.chunk = min(max(2*s.chunk, minReadChunk), maxReadChunk)
+	size := max(n, s.chunk)
 	if cap(s.buf) < size {
 		s.buf = make([]byte, size)
 	}
@@ -78,10 +84,9 @@ type Reader struct {
 	bd       blockDecoder
 	blockPos Pos
 
-	sealed  bool  // the SEAL block was read
-	nextSeg bool  // a NEXT block was read: continue in segment cur.seg+1
-	err     error // sticky: io.EOF, *CorruptError, *ModuleMismatchError
-	fr      io.ReadCloser
+	sealed  bool   // the SEAL block was read
+	nextSeg bool   // a NEXT block was read: continue in segment cur.seg+1
+	err     error  // sticky: io.EOF, *CorruptError, *ModuleMismatchError
 	spare   []byte // read buffer of the last segment closed
 	closed  bool
 }
@@ -333,7 +338,7 @@ func (r *Reader) advance() (stall, err error) {
 		}
 		r.payload = nil
 	case flags&flagCompressed != 0:
-		if r.payload, err = r.inflate(stored); err != nil {
+		if r.payload, err = inflate(stored); err != nil {
 			return nil, r.corrupt(off, err.Error())
 		}
 	default:
@@ -399,16 +404,25 @@ func (r *Reader) block(off int64) (b []byte, complete bool, err error) {
 	return b, err == nil && len(b) == blockHeaderLen+int(n), err
 }
 
+// inflaters recycles flate decompressors (~40 KB each) across blocks and
+// readers: replay tools open a reader per seek.
+var inflaters sync.Pool
+
 // inflate decompresses a stored payload into a fresh buffer, refusing more
 // than MaxBlockPayload bytes (a deflate bomb) and trailing garbage.
-func (r *Reader) inflate(stored []byte) ([]byte, error) {
+func inflate(stored []byte) ([]byte, error) {
 	br := bytes.NewReader(stored)
-	if r.fr == nil {
-		r.fr = flate.NewReader(br)
-	} else if err := r.fr.(flate.Resetter).Reset(br, nil); err != nil {
+	fr, _ := inflaters.Get().(io.ReadCloser)
+	if fr == nil {
+		fr = flate.NewReader(br)
+	} else if err := fr.(flate.Resetter).Reset(br, nil); err != nil {
 		return nil, err
 	}
-	out, err := io.ReadAll(io.LimitReader(r.fr, MaxBlockPayload+1))
+	defer inflaters.Put(fr)
+	// Guess the size to avoid regrowing; the limit still bounds it.
+	buf := bytes.NewBuffer(make([]byte, 0, min(4*len(stored)+512, MaxBlockPayload+1)))
+	_, err := buf.ReadFrom(io.LimitReader(fr, MaxBlockPayload+1))
+	out := buf.Bytes()
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("bad compressed payload: %v", err)
