@@ -85,9 +85,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 	tick, step = h.StartTick, h.StartStep
 	var bounds []mark // from the reader: first record of each block
+	var kept []Record
 	for i := range recs {
 		got, err := r.Next(context.Background())
 		mustNil(t, err)
+		kept = append(kept, got)
 		if !recEqual(got, recs[i]) {
 			t.Fatalf("record %d: got %+v want %+v", i, got, recs[i])
 		}
@@ -104,6 +106,19 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := r.Next(context.Background()); err != io.EOF {
 		t.Fatalf("EOF is not sticky: %v", err)
+	}
+	// Records stay valid after later reads: nothing aliases a reused buffer.
+	for i := range kept {
+		if !recEqual(kept[i], recs[i]) {
+			t.Fatalf("record %d changed after later reads", i)
+		}
+	}
+	// An offset inside a block is detected, not misread.
+	mid := bounds[len(bounds)/2].pos
+	mid.Offset += 3
+	mustNil(t, r.Seek(mid))
+	if _, err := readRest(r); !isLogError(err) {
+		t.Fatalf("seek into a block: %v", err)
 	}
 	// Every writer boundary that has records after it is a reader boundary.
 	isBound := map[Pos]int{}

@@ -285,7 +285,8 @@ func (w *Writer) Step() uint64 { return w.step }
 // tail gives the reader's error (*CorruptError, *ModuleMismatchError).
 //
 // Only the last segment's blocks are decoded (to recover tick and step);
-// earlier segments are trusted as far as their headers.
+// earlier segments are trusted as far as their headers. The caller must make
+// sure no other writer still appends to the log.
 func Resume(dir string, want ModuleHash, opt WriterOptions) (*Writer, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
