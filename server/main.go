@@ -142,7 +142,7 @@ func serveCmd(ctx context.Context, args []string) {
 	fmt.Printf("replaydesk: session %q is live\n", img.Name)
 	fmt.Printf("open %s\n", url)
 	log.Info().Str("url", url).Str("image", img.Name).Str("recording", dir).Msg("serving")
-	_, err = recorder.Run(ctx, recorder.Options{
+	res, err := recorder.Run(ctx, recorder.Options{
 		Image: img, Out: dir, Realtime: true, DiskMode: abi.DiskSnapshotted, Log: log,
 		SnapshotEvery: 5 * time.Minute, Inject: input,
 		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
@@ -150,7 +150,8 @@ func serveCmd(ctx context.Context, args []string) {
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
-	log.Info().Str("recording", dir).Msg("session ended; replay it with: go run ./client replay " + dir)
+	log.Info().Str("recording", dir).Uint64("steps", res.Steps).Int("input_events", res.InputEvents).
+		Int64("log_bytes", res.LogBytes).Msg("session ended; replay it with: go run ./client replay " + dir)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

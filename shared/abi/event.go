@@ -76,7 +76,11 @@ func (e *Event) Put(b []byte) {
 	case EvButton:
 		binary.LittleEndian.PutUint32(b[4:], e.Button)
 	case EvText, EvUser:
-		n := copy(b[8:8+MaxText], e.Text)
+		t := e.Text
+		if len(t) > MaxText { // callers split with SplitText; never cut a rune
+			t = SplitText(t)[0]
+		}
+		n := copy(b[8:8+MaxText], t)
 		binary.LittleEndian.PutUint32(b[4:], uint32(n))
 	case EvMove, EvWheel:
 		binary.LittleEndian.PutUint32(b[8:], uint32(e.X))

@@ -364,8 +364,8 @@ func encodeEvents(evs []abi.Event) []byte {
 			b = binary.AppendUvarint(b, uint64(e.Button))
 		case abi.EvText, abi.EvUser:
 			t := e.Text
-			if len(t) > abi.MaxText {
-				t = t[:abi.MaxText]
+			if len(t) > abi.MaxText { // as the guest will see it (abi.Event.Put)
+				t = abi.SplitText(t)[0]
 			}
 			b = binary.AppendUvarint(b, uint64(len(t)))
 			b = append(b, t...)
