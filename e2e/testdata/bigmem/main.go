@@ -1,6 +1,6 @@
 //go:build wasip1
 
-// Bigmem is a benchmark guest whose memory is about 64 MiB: a 56 MiB world,
+// Bigmem is a benchmark guest whose memory is about 64 MiB: a 62 MiB world,
 // half its pages filled, sixteen random pages rewritten each step. It is for
 // measuring snapshot capture and restore, nothing else.
 package main
@@ -13,7 +13,7 @@ import (
 //go:wasmimport replaydesk_v1 present
 func present(fb unsafe.Pointer, w, h, stride, format int32, rects unsafe.Pointer, n int32)
 
-const worldBytes = 56 << 20
+const worldBytes = 62 << 20
 
 var (
 	world = make([]byte, worldBytes)

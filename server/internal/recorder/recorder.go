@@ -145,10 +145,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	lastProgress := start
 	tickAt := func(t uint64) time.Duration { return time.Duration(t) * period }
 
+	// A block ends only when something other than idle ticks happened since
+	// the last one: idle time rides along in the next block, which keeps an
+	// idle session's log to about one block a second.
+	var flushedAt uint64
+	flushIfBusy := func() error {
+		if m.Stats().RecordsAppended == flushedAt {
+			return nil
+		}
+		if err := m.Sync(); err != nil {
+			return err
+		}
+		flushedAt = m.Stats().RecordsAppended
+		return w.Flush()
+	}
 	flush := func() error {
 		if err := m.Sync(); err != nil {
 			return err
 		}
+		flushedAt = m.Stats().RecordsAppended
 		return w.Flush()
 	}
 	runErr := func() error {
@@ -191,7 +206,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 			next := t + 1
 			if next%o.FlushEvery == 0 {
-				if err := flush(); err != nil {
+				if err := flushIfBusy(); err != nil {
 					return err
 				}
 			}

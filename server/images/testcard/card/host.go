@@ -8,7 +8,7 @@
 // different picture:
 //
 //   - header: title, step number, mode and the virtual clock with milliseconds;
-//   - random: a colour panel regenerated each second from 32 random bytes;
+//   - random: a colour panel regenerated each second from 8 random bytes;
 //   - disk: disk_info, a checksum of blocks 1..N read at start, and a counter
 //     kept in block 0 that every click and Enter key increments and writes back;
 //   - net: the "echo" endpoint, one numbered message sent per second, bytes
