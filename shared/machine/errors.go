@@ -11,6 +11,7 @@ import (
 type Divergence struct {
 	Step   uint64 // the step in which it happened (counting from 0)
 	Tick   uint64
+	Init   bool   // during the guest's _initialize, before any step
 	Import string // the import involved, or "" for a checkpoint
 	What   string // what differed, e.g. "argument 2 is 0x10, the log has 0x20"
 }
@@ -19,6 +20,9 @@ func (d *Divergence) Error() string {
 	where := "checkpoint"
 	if d.Import != "" {
 		where = d.Import
+	}
+	if d.Init {
+		return fmt.Sprintf("divergence during guest initialisation in %s: %s", where, d.What)
 	}
 	return fmt.Sprintf("divergence at step %d (tick %d) in %s: %s", d.Step, d.Tick, where, d.What)
 }

@@ -101,7 +101,7 @@ func (c *call) trap(what string) {
 
 // diverge stops a replay with a Divergence.
 func (c *call) diverge(what string) {
-	c.m.fault = &Divergence{Step: c.m.steps, Tick: c.m.tick, Import: c.f.name, What: what}
+	c.m.fault = &Divergence{Step: c.m.steps, Tick: c.m.tick, Init: c.m.initializing, Import: c.f.name, What: what}
 	panic(c.m.fault)
 }
 
@@ -153,7 +153,7 @@ func (m *Machine) replayCall(c *call, args []uint64) outcome {
 	}
 	m.stats.RecordsReplayed++
 	if r.Kind != recordlog.KindCall {
-		c.diverge(fmt.Sprintf("the guest called %s, but the log has a %s record here (the guest made more calls in this step than were recorded)", c.f.name, r.Kind))
+		c.diverge(fmt.Sprintf("the guest called %s, but the log's next record is %s (the guest made more calls than were recorded)", c.f.name, r.Kind))
 	}
 	if int(r.Fn) != c.f.logID {
 		c.diverge(fmt.Sprintf("the guest called %s, the log has %s", c.f.name, logFnName(r.Fn)))

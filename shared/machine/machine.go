@@ -46,8 +46,9 @@ type Machine struct {
 	wallStart time.Time // real clock at tick 0 (non-virtual clocks)
 
 	// Replay.
-	src    *peekSource
-	inCall bool // inside _initialize or step: call records are expected
+	src          *peekSource
+	inCall       bool // inside _initialize or step: call records are expected
+	initializing bool // inside _initialize
 
 	fault  error // set by a host function just before it panics
 	failed error // sticky: the machine stopped with this
@@ -75,9 +76,15 @@ func New(ctx context.Context, e *Engine, cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m.wallStart = time.Now()
-	init := m.mod.ExportedFunction(abi.ExportInit)
-	if err := m.call(ctx, init); err != nil {
+	m.initializing = true
+	err = m.call(ctx, m.mod.ExportedFunction(abi.ExportInit))
+	m.initializing = false
+	if err != nil {
 		m.Close(ctx)
+		var d *Divergence
+		if errors.As(err, &d) {
+			return nil, err // it already says where
+		}
 		return nil, fmt.Errorf("machine: guest initialisation: %w", err)
 	}
 	return m, nil
