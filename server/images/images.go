@@ -8,14 +8,11 @@
 package images
 
 import (
-	_ "embed"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
-	"replaydesk/server/images/testcard/card"
-	"replaydesk/shared/abi"
+	"replaydesk/shared/endpoints"
 )
 
 // Image is one guest image.
@@ -28,28 +25,35 @@ type Image struct {
 	Disk []byte
 	// Endpoints are the net endpoint names the image may open, such as "echo".
 	Endpoints []string
+	// Sources are the host ends of the image's own endpoints (a LAN video
+	// source, a file server); names in Endpoints without one here must be
+	// built into endpoints.Host ("echo").
+	Sources map[string]endpoints.Factory
 	// Width and Height are the size of the frames the image presents.
 	Width, Height int
+	// About is one line for people choosing an image.
+	About string
 }
 
+// entry is how an image registers itself (see register).
 type entry struct {
 	wasm      *string
 	disk      func() []byte
 	endpoints []string
+	sources   map[string]endpoints.Factory
 	w, h      int
+	about     string
 }
 
-//go:embed testcard/testcard.wasm
-var testcardWasm string
+var registry = map[string]entry{}
 
-var registry = map[string]entry{
-	"testcard": {
-		wasm:      &testcardWasm,
-		disk:      TestcardDisk,
-		endpoints: []string{"echo"},
-		w:         card.Width,
-		h:         card.Height,
-	},
+// register adds an image; each image's file calls it from init, next to its
+// go:embed of the module.
+func register(name string, e entry) {
+	if _, dup := registry[name]; dup {
+		panic("images: " + name + " registered twice")
+	}
+	registry[name] = e
 }
 
 // Names returns the names of all images, sorted.
@@ -73,26 +77,13 @@ func Lookup(name string) (Image, error) {
 		Name:      name,
 		Wasm:      []byte(*e.wasm),
 		Endpoints: append([]string(nil), e.endpoints...),
+		Sources:   e.sources,
 		Width:     e.w,
 		Height:    e.h,
+		About:     e.about,
 	}
 	if e.disk != nil {
 		img.Disk = e.disk()
 	}
 	return img, nil
-}
-
-// TestcardBlocks is the size of the testcard's disk in blocks.
-const TestcardBlocks = 256
-
-// TestcardDisk returns the testcard's initial disk: block 0 holds the
-// click/Enter counter (a little-endian u64, initially 0, the rest zero), and
-// blocks 1..255 are bytes from a ChaCha8 generator with a fixed seed, whose
-// checksum the testcard shows.
-func TestcardDisk() []byte {
-	d := make([]byte, TestcardBlocks*abi.BlockSize)
-	var seed [32]byte
-	copy(seed[:], "replaydesk testcard disk v1")
-	rand.NewChaCha8(seed).Read(d[abi.BlockSize:])
-	return d
 }

@@ -121,8 +121,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// A machine needs a live context: cancellation is handled by the loop.
 	mctx := context.WithoutCancel(ctx)
+	net := endpoints.NewHost()
+	for name, f := range img.Sources {
+		net.Add(name, f)
+	}
 	m, err := machine.New(mctx, eng, machine.Config{Mode: machine.Record, Params: p, Sink: w, Disk: disk,
-		Net: endpoints.NewHost(), Console: o.Console, Log: o.Log})
+		Net: net, Console: o.Console, Log: o.Log})
 	if err != nil {
 		w.Close()
 		return nil, err
