@@ -77,7 +77,7 @@ func New(ctx context.Context, e *Engine, cfg Config) (*Machine, error) {
 	}
 	m.wallStart = time.Now()
 	m.initializing = true
-	err = m.call(ctx, m.mod.ExportedFunction(abi.ExportInit))
+	_, err = m.callResult(m.mod.ExportedFunction(abi.ExportInit))
 	m.initializing = false
 	if err != nil {
 		m.Close(ctx)
@@ -154,13 +154,8 @@ func validateConfig(cfg *Config) error {
 	return nil
 }
 
-// call runs a guest export and turns host-function panics back into the
-// errors that caused them.
-func (m *Machine) call(ctx context.Context, f api.Function) error {
-	_, err := m.callResult(f)
-	return err
-}
-
+// callResult runs a guest export and turns host-function panics back into
+// the errors that caused them.
 func (m *Machine) callResult(f api.Function) (uint64, error) {
 	if m.failed != nil {
 		return 0, m.failed

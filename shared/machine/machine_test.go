@@ -87,15 +87,12 @@ func engine(t testing.TB) *machine.Engine {
 }
 
 type recording struct {
-	log        *memLog
-	fbHash     uint64
-	stateHash  uint64
-	steps      uint64
-	console    string
-	finalDisk  []byte
-	snapAt     uint64
-	snap       []byte
-	snapLogPos int
+	log       *memLog
+	fbHash    uint64
+	stateHash uint64
+	steps     uint64
+	console   string
+	finalDisk []byte
 }
 
 func key(code abi.KeyCode, down bool) abi.Event {
