@@ -192,7 +192,7 @@ type Message interface {
 
 // Hello is the client's first message.
 type Hello struct {
-	Major, Minor uint32
+	Major, Minor uint32 // this side's version: Major and Minor
 	Caps         uint64
 	Token        string // signed token (session, role, expiry), opaque here
 	Want         Mode   // ModeAuto, ModeDisplay or ModeReplay
@@ -206,7 +206,7 @@ type Hello struct {
 
 // Welcome is the server's answer to an acceptable Hello.
 type Welcome struct {
-	Major, Minor uint32
+	Major, Minor uint32 // this side's version: Major and Minor
 	Caps         uint64
 	SessionID    string
 	User         uint16 // this client's user number, never 0 (0 is the host)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -288,5 +289,42 @@ func TestEncodeRefuses(t *testing.T) {
 func TestTypeString(t *testing.T) {
 	if TypeDisplayFrame.String() != "DisplayFrame" || Type(99).String() != "type(99)" {
 		t.Fatal(TypeDisplayFrame.String(), Type(99).String())
+	}
+}
+
+func TestVersionErrorText(t *testing.T) {
+	_, err := Decode([]byte{1, 2, 0})
+	const want = "wire: Hello.major at byte 1: peer speaks protocol version 2, this side speaks 1.0"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// Decoding allocates at most a small multiple of the message's size, however
+// the counts in it are chosen: lists are bounded by the bytes left.
+func TestBoundedAllocation(t *testing.T) {
+	many := func(head []byte, n int, elem []byte) []byte {
+		b := appendUvarint(head, uint64(n))
+		for range n {
+			b = append(b, elem...)
+		}
+		return b
+	}
+	for _, b := range [][]byte{
+		many([]byte{6, 0, 0}, MaxEvents, []byte{1, 0, 0}),
+		many([]byte{12, 1, 0}, MaxUsers, nil), // count with no elements: refused early
+		many([]byte{15, 0, 0, 0, 1, 1}, MaxTiles, []byte{0, 0, 1, 1, 2, 4, 1, 2, 3, 4}),
+		append([]byte{1, 1, 0, 0, 0, 0, 0, 64}, make([]byte, 64*32+1)...),
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			Decode(b)
+		}
+		runtime.ReadMemStats(&after)
+		allocs := int64(after.TotalAlloc-before.TotalAlloc) / 100
+		if limit := int64(32*len(b) + 1024); allocs > limit {
+			t.Errorf("type %d, %d bytes: %d bytes allocated, limit %d", b[0], len(b), allocs, limit)
+		}
 	}
 }
