@@ -51,7 +51,7 @@ type PageRegion struct {
 }
 
 type pmScanArg struct {
-	Size, Flags, Start, End, WalkEnd, Vec, VecLen, MaxPages      uint64
+	Size, Flags, Start, End, WalkEnd, Vec, VecLen, MaxPages       uint64
 	CategoryInverted, CategoryMask, CategoryAnyofMask, ReturnMask uint64
 }
 
