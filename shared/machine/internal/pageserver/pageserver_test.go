@@ -242,22 +242,44 @@ func TestNoDeadlockUnderGC(t *testing.T) {
 	const pages = 4096
 	src, _ := snapshotLike(pages, 4)
 	region, s := startServer(t, src, Options{})
+	// Fault every page, drop them all (they fault again), and repeat for
+	// a second, so that many GC cycles overlap faults.
 	start := time.Now()
-	for p := range pages {
-		if p%2 == 0 {
-			region[p*PageSize+1] = src[p*PageSize+1] // write fault, same value
-		} else {
-			touch(region, p*PageSize+1)
+	rounds := 0
+	for time.Since(start) < time.Second || gcs.Load() < 20 {
+		for p := range pages {
+			if p%2 == 0 {
+				region[p*PageSize+1] = src[p*PageSize+1] // write fault, same value
+			} else {
+				touch(region, p*PageSize+1)
+			}
+			if p%32 == 0 {
+				runtime.Gosched() // let the GC goroutine start cycles mid-round
+			}
+		}
+		rounds++
+		if time.Since(start) > 20*time.Second {
+			break
+		}
+		if err := unix.Madvise(region, unix.MADV_DONTNEED); err != nil {
+			t.Fatal(err)
 		}
 	}
 	took := time.Since(start)
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(region, src) {
 		t.Fatal("region differs from the source")
 	}
-	t.Logf("GOMAXPROCS=1: %d pages faulted in %v with %d concurrent runtime.GC calls", pages, took, gcs.Load())
+	t.Logf("GOMAXPROCS=1: %d rounds over %d pages in %v with %d concurrent runtime.GC calls; server: %v", rounds, pages, took.Round(time.Millisecond), gcs.Load(), st)
+	if gcs.Load() < 20 || st.Faults < pages {
+		t.Fatalf("too little overlap to prove anything: %d GCs, %d faults", gcs.Load(), st.Faults)
+	}
 }
 
 // TestChildKilled: killing the server mid-restore must produce
@@ -406,5 +428,107 @@ func TestStartRejectsMismatch(t *testing.T) {
 	defer img.Close()
 	if _, err := Start(make([]byte, 8*PageSize), img, Options{}); err == nil || !strings.Contains(err.Error(), "image of 4 pages") {
 		t.Fatalf("Start with a region larger than the image: %v", err)
+	}
+}
+
+// TestWorkloadFigures measures a lazy restore of a 64 MiB region under a
+// guest-like access pattern driven from Go: 60 "steps", each rewriting the
+// 225-page framebuffer, using a 16-page stack, reading 40 and writing 10
+// random heap pages and writing 16 random pages of a sparse world. It
+// reports pages faulted against pages in the snapshot, the round trip of a
+// first touch as the toucher sees it (p50/p99), the child's service time,
+// and the effect of read-ahead and of prefetching the working set (the
+// pages the same pattern touched in an earlier run).
+func TestWorkloadFigures(t *testing.T) {
+	requireUffd(t)
+	const pages = 16384
+	src, l := snapshotLike(pages, 10)
+	type access struct {
+		page  int
+		write bool
+	}
+	var steps [][]access
+	r := rand.New(rand.NewPCG(11, 11))
+	for range 60 {
+		var a []access
+		for p := l.stack[0]; p < l.stack[1]; p++ {
+			a = append(a, access{p, true})
+		}
+		for range 40 {
+			a = append(a, access{l.heap[0] + r.IntN(l.heap[1]-l.heap[0]), false})
+		}
+		for range 10 {
+			a = append(a, access{l.heap[0] + r.IntN(l.heap[1]-l.heap[0]), true})
+		}
+		for p := l.fb[0]; p < l.fb[1]; p++ {
+			a = append(a, access{p, true})
+		}
+		for range 16 {
+			a = append(a, access{l.world[0] + r.IntN(l.world[1]-l.world[0]), true})
+		}
+		steps = append(steps, a)
+	}
+	workingSet := map[int]bool{}
+	var prefetch []int
+	for _, a := range steps[:20] { // "last session" saw the first 20 steps
+		for _, x := range a {
+			if !workingSet[x.page] {
+				workingSet[x.page] = true
+				prefetch = append(prefetch, x.page)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"readahead 0", Options{}},
+		{"readahead 16", Options{Readahead: 16}},
+		{"readahead 16 + prefetch", Options{Readahead: 16, Prefetch: prefetch}},
+	} {
+		region, s := startServer(t, src, c.opts)
+		touched := make([]bool, pages)
+		var firstTouch []time.Duration
+		start := time.Now()
+		var firstStep time.Duration
+		for i, a := range steps {
+			for _, x := range a {
+				off := x.page*PageSize + 64
+				t0 := time.Now()
+				if x.write {
+					region[off] = src[off]
+				} else {
+					touch(region, off)
+				}
+				if !touched[x.page] {
+					touched[x.page] = true
+					firstTouch = append(firstTouch, time.Since(t0))
+				}
+			}
+			if i == 0 {
+				firstStep = time.Since(start)
+			}
+		}
+		total := time.Since(start)
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(firstTouch)
+		pct := func(q float64) time.Duration { return firstTouch[int(q*float64(len(firstTouch)-1))] }
+		t.Logf("%s: %d distinct pages touched of %d in the snapshot (%d data); %d faults; %d pages served (%.1f%%); "+
+			"first-touch round trip p50 %v p99 %v; server service p50 %v p99 %v; first step %v, 60 steps %v",
+			c.name, len(firstTouch), pages, st.DataPages, st.Faults, st.Served(), 100*float64(st.Served())/pages,
+			pct(0.5).Round(100*time.Nanosecond), pct(0.99).Round(100*time.Nanosecond), st.ServiceP50, st.ServiceP99,
+			firstStep.Round(10*time.Microsecond), total.Round(10*time.Microsecond))
+		if _, err := s.Complete(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(region, src) {
+			t.Fatalf("%s: region differs from the source after Complete", c.name)
+		}
 	}
 }
