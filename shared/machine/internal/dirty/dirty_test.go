@@ -417,3 +417,46 @@ func denyUserfaultfd() error {
 	}
 	return nil
 }
+
+// BenchmarkScan measures Scan of a 64 MiB region with 250 pages written
+// per interval (one guest step of the spike's workload) and Reset.
+func BenchmarkScan(b *testing.B) {
+	have, err := uffd.Supported()
+	if err != nil || have&features != features {
+		b.Skip("userfaultfd with WP_ASYNC unavailable")
+	}
+	const size = 64 << 20
+	region := mmapRegion(b, size)
+	tr, err := New(region)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	r := rand.New(rand.NewPCG(1, 1))
+	b.Run("250dirty", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			for range 250 {
+				region[r.IntN(size/PageSize)*PageSize] ^= 1
+			}
+			b.StartTimer()
+			if _, err := tr.Scan(func(int, int) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("clean", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tr.Scan(func(int, int) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Reset", func(b *testing.B) {
+		for b.Loop() {
+			if err := tr.Reset(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
