@@ -1,0 +1,66 @@
+// Package pageserver restores a memory region lazily: the region is
+// registered with userfaultfd in missing-page mode and its pages are filled
+// on first touch, from an Image, by a page-server child process (DESIGN.md
+// section 5, "Lazy restore").
+//
+// It knows a region of bytes, page numbers and page contents only: nothing
+// of wazero, guests, snapshot formats or networking. Whoever fetches pages
+// (from a snapshot store, a relay, a cache) writes them into an Image first.
+//
+// # Why a child process
+//
+// A goroutine blocked in a missing-page fault is, for the Go scheduler,
+// running: it cannot be preempted (JIT code has no safe points), so a
+// stop-the-world for garbage collection waits for it forever. If the fault
+// handler were a goroutine of the same process it would need a P to run,
+// and the stop-the-world holds them all: deadlock (reproduced in the
+// spike; with GOMAXPROCS=1 it happens without any GC). So faults are served
+// by a re-executed copy of the current binary: MaybeRunChild, called first
+// thing in main and TestMain, turns that copy into the server. The child
+// gets the userfaultfd, a memfd holding the image and two pipes, and fills
+// pages with UFFDIO_COPY into the parent's address space. Nothing in the
+// parent ever has to run for a fault to be resolved.
+//
+// The child serves the faulting page first (UFFDIO_COPY of a zero page for
+// a write fault on a zero page, so the write does not fault a second time;
+// UFFDIO_ZEROPAGE for a read), then read-ahead: the next Readahead pages
+// not yet served. Between faults it works through a prefetch list (the
+// last known working set) and, after Complete, every remaining page.
+//
+// # When the child dies
+//
+// The parent closes its own copy of the userfaultfd as soon as the child
+// has it, so the child holds the only reference. If the child dies — killed,
+// crashed, OOM — the kernel releases the userfaultfd: it unregisters the
+// region and wakes every blocked fault, and those and all later faults on
+// pages never served are filled with zeros by the kernel. That is the
+// design's choice, because every alternative hangs:
+//
+//   - if the parent kept a reference, a fault in flight would block until
+//     someone in the parent answered it — a goroutine, which is exactly the
+//     deadlock above (at GOMAXPROCS=1 nothing in the process can run);
+//   - a second helper process could die too, and then the same hang.
+//
+// Zero-filling is silent corruption unless it is detected, so detection is
+// part of the contract:
+//
+//   - a watcher goroutine waits for the child; on an unexpected exit it
+//     records ErrServerDied (with the exit status and the child's stderr) and
+//     calls Options.OnFailure, so the machine can cancel the running step
+//     (a guest running on zeroed memory may loop forever);
+//   - Server.Err, which the machine must call after every step before it
+//     trusts guest state (snapshot, hash, output), is authoritative without
+//     racing the watcher: it tries to register the region with a fresh
+//     userfaultfd. While the server lives that fails with EBUSY; once the
+//     kernel has released the server's userfaultfd it succeeds. The release
+//     unregisters the region before it wakes any fault, so if any page of
+//     the step was zero-filled, Err reports it.
+//
+// The guest state is then discarded and the viewer falls back (eager
+// restore or display mode). A child that is alive but stuck would still
+// hang the faulting thread; the child's loop does nothing that blocks
+// other than poll.
+//
+// A region has only one userfaultfd: dirty tracking (internal/dirty) can
+// start only after Complete has filled every page and the child has gone.
+package pageserver
