@@ -50,6 +50,8 @@ type Machine struct {
 	inCall       bool // inside _initialize or step: call records are expected
 	initializing bool // inside _initialize
 
+	pending *PendingSnapshot // a background snapshot under way
+
 	fault  error // set by a host function just before it panics
 	failed error // sticky: the machine stopped with this
 	stats  Stats
@@ -390,6 +392,9 @@ func (m *Machine) verify(r recordlog.Record) error {
 
 // Close releases the guest instance and any open streams.
 func (m *Machine) Close(ctx context.Context) error {
+	if m.pending != nil {
+		m.pending.Abort()
+	}
 	m.dev.closeStreams()
 	if m.failed == nil {
 		m.failed = ErrClosed

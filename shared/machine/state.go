@@ -100,6 +100,12 @@ func (m *Machine) Snapshot() (*snapshot.Snapshot, error) {
 	if m.pendingIdle != 0 {
 		return nil, fmt.Errorf("machine: snapshot with %d idle ticks not yet logged; call Sync first", m.pendingIdle)
 	}
+	return m.captureState(captureMemory(m.mem.Bytes()))
+}
+
+// captureState builds a snapshot around a copy of memory taken at this
+// point between two steps.
+func (m *Machine) captureState(mem []byte) (*snapshot.Snapshot, error) {
 	ds := deviceState{
 		Tick: m.tick, Steps: m.steps, SleepUntil: m.sleepUntil, SleepForever: m.sleepForever,
 		LastCheckpoint: m.lastCheckpoint, Checkpoints: m.checkpoints,
@@ -122,7 +128,7 @@ func (m *Machine) Snapshot() (*snapshot.Snapshot, error) {
 		Step:       m.steps,
 		Globals:    m.globals(),
 		Device:     dev,
-		Memory:     captureMemory(m.mem.Bytes()),
+		Memory:     mem,
 	}, nil
 }
 

@@ -1,0 +1,166 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"replaydesk/shared/machine/internal/dirty"
+	"replaydesk/shared/snapshot"
+)
+
+// PendingSnapshot is a snapshot being taken in the background (DESIGN.md
+// section 5, the paper's section 3.1): memory is copied while the guest keeps
+// running, pages it writes meanwhile are found by userfaultfd write-protection
+// and copied again, round after round, until fewer than 2048 are dirty; then
+// Finish, called between two steps, copies the rest with the guest stopped.
+//
+// Where userfaultfd is not permitted it degrades to a stop-and-copy at Finish
+// (Fallback reports it). It is driven from the machine's goroutine: Ready and
+// Finish between steps; the copying runs on its own goroutine.
+type PendingSnapshot struct {
+	m        *Machine
+	started  time.Time
+	dst      []byte
+	tracker  *dirty.Tracker
+	pc       *dirty.PreCopy
+	cancel   context.CancelFunc
+	done     chan error
+	result   error // of the background rounds, once done
+	finished bool
+	fallback error // why there is no background copy, or nil
+}
+
+// SnapshotStats describe one snapshot.
+type SnapshotStats struct {
+	Background bool          // pre-copy ran; false: stop-and-copy
+	Fallback   string        // why not, when Background is false
+	Rounds     int           // background rounds
+	Copied     []int         // pages copied per round
+	StallPages int           // pages copied with the guest stopped
+	Stall      time.Duration // how long Finish stopped the guest
+	Latency    time.Duration // from StartSnapshot to the end of Finish
+}
+
+// StartSnapshot begins a background snapshot. Call it between steps; keep
+// stepping; call Finish when Ready says so. A machine takes one at a time.
+func (m *Machine) StartSnapshot() (*PendingSnapshot, error) {
+	if m.inCall {
+		return nil, fmt.Errorf("machine: snapshot inside a step")
+	}
+	if m.failed != nil {
+		return nil, m.failed
+	}
+	if m.pending != nil {
+		return nil, errors.New("machine: a snapshot is already being taken")
+	}
+	src := m.mem.Bytes()
+	p := &PendingSnapshot{m: m, started: time.Now(), dst: make([]byte, len(src)), done: make(chan error, 1)}
+	populate(p.dst)
+	tracker, err := dirty.New(src)
+	if err != nil {
+		p.fallback = err
+		m.cfg.Log.Warn().Err(err).Msg("no userfaultfd write-protection: snapshots stop the guest for a full copy")
+		p.done <- err
+		m.pending = p
+		return p, nil
+	}
+	p.tracker = tracker
+	p.pc, err = dirty.NewPreCopy(src, p.dst, tracker, dirty.Config{})
+	if err != nil {
+		tracker.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { p.done <- p.pc.Run(ctx) }()
+	m.pending = p
+	return p, nil
+}
+
+// Ready reports whether Finish can run now with a short stall: the rounds
+// converged, or they failed or are unavailable (Finish then says how).
+func (p *PendingSnapshot) Ready() bool {
+	if p.finished {
+		return false
+	}
+	select {
+	case err := <-p.done:
+		p.result = err
+		p.done <- err // keep it for Finish
+		return true
+	default:
+		return false
+	}
+}
+
+// Finish completes the snapshot between two steps. It returns an error
+// (and no snapshot) when the background rounds did not converge within 30
+// rounds — the caller then stays in display mode, as the paper does — or
+// when tracking failed. Without userfaultfd it copies everything now.
+func (p *PendingSnapshot) Finish() (*snapshot.Snapshot, SnapshotStats, error) {
+	m := p.m
+	st := SnapshotStats{}
+	if p.finished {
+		return nil, st, errors.New("machine: snapshot already finished")
+	}
+	p.finished = true
+	defer func() { m.pending = nil }()
+	if m.inCall {
+		return nil, st, fmt.Errorf("machine: snapshot inside a step")
+	}
+	if m.pendingIdle != 0 {
+		return nil, st, fmt.Errorf("machine: snapshot with %d idle ticks not yet logged; call Sync first", m.pendingIdle)
+	}
+	t0 := time.Now()
+	if p.cancel != nil {
+		p.cancel()
+	}
+	runErr := <-p.done
+	defer func() {
+		if p.tracker != nil {
+			p.tracker.Close()
+		}
+	}()
+	src := m.mem.Bytes()
+	switch {
+	case p.fallback != nil:
+		st.Fallback = p.fallback.Error()
+		copy(p.dst, src)
+		st.StallPages = len(src) / dirty.PageSize
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
+		return nil, st, fmt.Errorf("machine: background snapshot: %w", runErr)
+	default:
+		if err := p.pc.Final(); err != nil {
+			return nil, st, fmt.Errorf("machine: background snapshot: %w", err)
+		}
+		ps := p.pc.Stats()
+		st.Background, st.Rounds, st.Copied, st.StallPages = true, ps.Rounds, ps.Copied, ps.FinalPages
+	}
+	mem := p.dst
+	if len(src) > len(mem) { // the guest grew its memory meanwhile: the new tail was never tracked
+		mem = append(mem, src[len(mem):]...)
+		st.StallPages += (len(src) - len(p.dst)) / dirty.PageSize
+	}
+	s, err := m.captureState(mem)
+	st.Stall = time.Since(t0)
+	st.Latency = time.Since(p.started)
+	return s, st, err
+}
+
+// Abort stops a background snapshot without finishing it.
+func (p *PendingSnapshot) Abort() {
+	if p.finished {
+		return
+	}
+	p.finished = true
+	if p.cancel != nil {
+		p.cancel()
+	}
+	<-p.done
+	if p.tracker != nil {
+		p.tracker.Close()
+	}
+	p.m.pending = nil
+}
