@@ -52,11 +52,11 @@ type line []span
 // terminal is the scrolling log: lines added since the last flush are drawn
 // by flush, which scrolls the pixels up when the window is full.
 type terminal struct {
-	img      *image.RGBA
-	shown    int    // lines on screen (at most rows)
-	pending  []line // added, not yet drawn
-	status   line
-	drawnSt  string
+	img     *image.RGBA
+	shown   int    // lines on screen (at most rows)
+	pending []line // added, not yet drawn
+	status  line
+	drawnSt string
 }
 
 func (t *terminal) init(img *image.RGBA) { t.img = img }
