@@ -163,7 +163,7 @@ func (a *App) drawDynamic() {
 	case a.diskErr != "":
 		foot += "  -  " + a.diskErr
 	case a.state == stDone:
-		foot += fmt.Sprintf("  -  %s stored on the %s disk  -  R: again", ui.Size(a.written), a.diskMode)
+		foot += fmt.Sprintf("  -  %s stored on the %s disk", ui.Size(a.written), a.diskMode)
 	default:
 		foot += fmt.Sprintf("  -  writing to the %s disk", a.diskMode)
 	}
