@@ -17,12 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"io"
+
+	"replaydesk/server/images/download/dl"
 	"replaydesk/server/images/internal/imagebuild"
+	"replaydesk/server/images/kbuild/srctree"
 	"replaydesk/shared/abi"
+	"replaydesk/shared/endpoints"
 )
 
 func TestLookup(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []string{"testcard"}) {
+	if got := Names(); !slices.Equal(got, []string{"download", "kbuild", "testcard"}) {
 		t.Fatalf("Names() = %v", got)
 	}
 	img, err := Lookup("testcard")
@@ -370,3 +375,68 @@ func (r *reader) valtypes() string {
 	}
 	return strings.Join(s, ",")
 }
+
+// TestDownloadSource checks that the download image's "files" endpoint
+// serves the file whose digest the guest expects.
+func TestDownloadSource(t *testing.T) {
+	img, err := Lookup("download")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Disk) != dl.DiskBlocks*abi.BlockSize || !slices.Equal(img.Endpoints, []string{dl.Endpoint}) {
+		t.Fatalf("download: disk %d bytes, endpoints %v", len(img.Disk), img.Endpoints)
+	}
+	s, err := img.Sources[dl.Endpoint]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Send([]byte("GET " + dl.FileName + "\n"))
+	var got []byte
+	buf := make([]byte, abi.MaxNetChunk)
+	sha := sha256.New()
+	for {
+		n, err := s.Recv(buf)
+		if len(got) < 64 {
+			got = append(got, buf[:n]...)
+		}
+		sha.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	hdr := fmt.Sprintf("SIZE %d\n", dl.FileSize)
+	if !strings.HasPrefix(string(got), hdr) {
+		t.Fatalf("answer starts %q", got)
+	}
+	want := sha256.New()
+	want.Write([]byte(hdr))
+	io.Copy(want, endpoints.ChaChaFile(dl.Seed, dl.FileSize).Open())
+	if !bytes.Equal(sha.Sum(nil), want.Sum(nil)) {
+		t.Fatal("the served answer is not the header and the file")
+	}
+	fsum := sha256.New()
+	io.Copy(fsum, endpoints.ChaChaFile(dl.Seed, dl.FileSize).Open())
+	if hex.EncodeToString(fsum.Sum(nil)) != dl.ExpectedSHA256 {
+		t.Fatal("the served file's digest is not the one the guest expects")
+	}
+}
+
+func TestKbuildDisk(t *testing.T) {
+	img, err := Lookup("kbuild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := srctree.DecodeSuper(img.Disk)
+	if err != nil || int(s.Blocks)*abi.BlockSize != len(img.Disk) || s.Files < 100 {
+		t.Fatalf("%+v %v", s, err)
+	}
+	if !bytes.Equal(KbuildDisk(), img.Disk) {
+		t.Fatal("the kbuild disk is not deterministic")
+	}
+	if sum := sha256.Sum256(img.Disk); hex.EncodeToString(sum[:8]) != kbuildDiskSum {
+		t.Fatalf("kbuild disk sha256 prefix %s, want %s (a changed tree changes every recorded session)", hex.EncodeToString(sum[:8]), kbuildDiskSum)
+	}
+}
+
+const kbuildDiskSum = "2511176deba03e3c"
