@@ -67,18 +67,20 @@ func run(t testing.TB, env []string, bin string, args ...string) ([]byte, string
 }
 
 type recordResult struct {
-	Steps          uint64    `json:"steps"`
-	Ticks          uint64    `json:"ticks"`
-	LogBytes       int64     `json:"log_bytes"`
-	LogBytesPerS   float64   `json:"log_bytes_per_s"`
-	Snapshots      int       `json:"snapshots"`
-	SnapshotMs     []float64 `json:"snapshot_ms"`
-	InputEvents    int       `json:"input_events"`
-	FinalFBHash    string    `json:"final_fb_hash"`
-	FinalStateHash string    `json:"final_state_hash"`
-	StepMsMedian   float64   `json:"step_ms_median"`
-	StepMsP99      float64   `json:"step_ms_p99"`
-	WallS          float64   `json:"wall_s"`
+	Steps              uint64    `json:"steps"`
+	Ticks              uint64    `json:"ticks"`
+	LogBytes           int64     `json:"log_bytes"`
+	LogBytesPerS       float64   `json:"log_bytes_per_s"`
+	Snapshots          int       `json:"snapshots"`
+	SnapshotStallMs    []float64 `json:"snapshot_stall_ms"`
+	SnapshotLatencyMs  []float64 `json:"snapshot_latency_ms"`
+	SnapshotBackground bool      `json:"snapshot_background"`
+	InputEvents        int       `json:"input_events"`
+	FinalFBHash        string    `json:"final_fb_hash"`
+	FinalStateHash     string    `json:"final_state_hash"`
+	StepMsMedian       float64   `json:"step_ms_median"`
+	StepMsP99          float64   `json:"step_ms_p99"`
+	WallS              float64   `json:"wall_s"`
 }
 
 type replayResult struct {

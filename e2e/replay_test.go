@@ -19,6 +19,11 @@ func TestRecordReplayAcrossProcesses(t *testing.T) {
 	if rec.Ticks != 1800 || rec.Snapshots != 2 || rec.InputEvents < 150 || rec.FinalStateHash == "" {
 		t.Fatalf("unexpected recording: %+v", rec)
 	}
+	// Snapshots are taken in the background (userfaultfd write-protection);
+	// this machine, like CI's, runs as root with userfaultfd available.
+	if !rec.SnapshotBackground || len(rec.SnapshotStallMs) != 2 {
+		t.Fatalf("snapshots were not taken in the background: %+v", rec)
+	}
 	check := func(name string, r replayResult, stderr string, code int) {
 		t.Helper()
 		if code != 0 || r.Divergences != 0 {

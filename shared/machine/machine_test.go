@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -431,4 +432,51 @@ func TestSnapshotOfAnotherModuleIsRefused(t *testing.T) {
 	if !errors.As(err, &mm) {
 		t.Fatalf("want a module mismatch, got %v", err)
 	}
+}
+
+// A snapshot taken in the background while the guest runs equals a
+// stop-the-world copy taken at the same step, byte for byte.
+func TestBackgroundSnapshotEqualsStopTheWorld(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskSnapshotted),
+		Disk: testDisk(), Net: endpoints.NewHost()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	in := typing()
+	for i := 0; i < 20; i++ {
+		m.Input(in[i]...)
+		m.Advance(ctx)
+	}
+	p, err := m.StartSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for ; !p.Ready(); steps++ { // the guest keeps running while pages are copied
+		if steps > 10000 {
+			t.Fatal("the background snapshot never became ready")
+		}
+		m.Input(in[20+steps%150]...)
+		if _, err := m.Advance(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bg, st, err := p.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stw, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Background {
+		t.Fatalf("not a background snapshot (%s): this test needs userfaultfd", st.Fallback)
+	}
+	if !bytes.Equal(bg.Memory, stw.Memory) || !bytes.Equal(bg.Device, stw.Device) || fmt.Sprint(bg.Globals) != fmt.Sprint(stw.Globals) {
+		t.Fatal("the background snapshot differs from a stop-the-world copy at the same step")
+	}
+	t.Logf("%d steps ran during %d rounds (pages per round %v); stall %v for %d pages", steps, st.Rounds, st.Copied, st.Stall, st.StallPages)
 }

@@ -64,23 +64,27 @@ type Progress struct {
 
 // Result is what `server record` prints.
 type Result struct {
-	Image          string    `json:"image"`
-	DiskMode       string    `json:"disk_mode"`
-	Steps          uint64    `json:"steps"`
-	Ticks          uint64    `json:"ticks"`
-	VirtualS       float64   `json:"virtual_s"`
-	LogBytes       int64     `json:"log_bytes"`
-	LogBytesPerS   float64   `json:"log_bytes_per_s"`
-	Snapshots      int       `json:"snapshots"`
-	SnapshotMs     []float64 `json:"snapshot_ms,omitempty"` // capture time of each (the VM is stopped meanwhile)
-	InputEvents    int       `json:"input_events"`
-	FinalFBHash    string    `json:"final_fb_hash"`
-	FinalStateHash string    `json:"final_state_hash"`
-	MemoryBytes    int       `json:"memory_bytes"`
-	WallS          float64   `json:"wall_s"`
-	StepMsMedian   float64   `json:"step_ms_median"`
-	StepMsP99      float64   `json:"step_ms_p99"`
-	Out            string    `json:"out"`
+	Image        string  `json:"image"`
+	DiskMode     string  `json:"disk_mode"`
+	Steps        uint64  `json:"steps"`
+	Ticks        uint64  `json:"ticks"`
+	VirtualS     float64 `json:"virtual_s"`
+	LogBytes     int64   `json:"log_bytes"`
+	LogBytesPerS float64 `json:"log_bytes_per_s"`
+	Snapshots    int     `json:"snapshots"`
+	// Per snapshot: how long the guest was stopped, and from request to ready.
+	SnapshotStallMs    []float64 `json:"snapshot_stall_ms,omitempty"`
+	SnapshotLatencyMs  []float64 `json:"snapshot_latency_ms,omitempty"`
+	SnapshotBackground bool      `json:"snapshot_background"`         // pre-copy with dirty tracking, not stop-and-copy
+	SnapshotFailures   int       `json:"snapshot_failures,omitempty"` // did not converge in 30 rounds
+	InputEvents        int       `json:"input_events"`
+	FinalFBHash        string    `json:"final_fb_hash"`
+	FinalStateHash     string    `json:"final_state_hash"`
+	MemoryBytes        int       `json:"memory_bytes"`
+	WallS              float64   `json:"wall_s"`
+	StepMsMedian       float64   `json:"step_ms_median"`
+	StepMsP99          float64   `json:"step_ms_p99"`
+	Out                string    `json:"out"`
 }
 
 // Run records a session. ctx cancellation ends the recording early but
@@ -145,6 +149,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		snapEvery = max(1, uint64(o.SnapshotEvery/period))
 	}
 	var stepDur []time.Duration
+	var pending *machine.PendingSnapshot
 	start := time.Now()
 	lastProgress := start
 	tickAt := func(t uint64) time.Duration { return time.Duration(t) * period }
@@ -214,8 +219,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return err
 				}
 			}
-			if snapEvery > 0 && next%snapEvery == 0 && next < total {
-				if err := takeSnapshot(m, w, dir, res, flush); err != nil {
+			if snapEvery > 0 && next%snapEvery == 0 && next < total && pending == nil {
+				if pending, err = m.StartSnapshot(); err != nil {
+					return err
+				}
+			}
+			if pending != nil && pending.Ready() {
+				err := finishSnapshot(m, w, dir, res, pending, flush)
+				pending = nil
+				if err != nil {
 					return err
 				}
 			}
@@ -226,6 +238,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return nil
 	}()
+	if pending != nil { // requested too late in the session to finish
+		pending.Abort()
+	}
 	if runErr == nil {
 		runErr = m.Sync()
 	}
@@ -258,16 +273,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-func takeSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, flush func() error) error {
+// finishSnapshot completes a background snapshot between two steps: the log
+// is flushed first so the snapshot's position is a block boundary. A
+// snapshot that did not converge is logged and skipped (a live session would
+// stay in display mode for its viewers); the recording goes on.
+func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, p *machine.PendingSnapshot, flush func() error) error {
 	if err := flush(); err != nil {
+		p.Abort()
 		return err
 	}
-	t0 := time.Now()
-	s, err := m.Snapshot()
+	s, st, err := p.Finish()
 	if err != nil {
-		return err
+		res.SnapshotFailures++
+		return nil
 	}
-	res.SnapshotMs = append(res.SnapshotMs, float64(time.Since(t0).Microseconds())/1000)
+	res.SnapshotStallMs = append(res.SnapshotStallMs, ms(st.Stall))
+	res.SnapshotLatencyMs = append(res.SnapshotLatencyMs, ms(st.Latency))
+	res.SnapshotBackground = st.Background
 	s.LogPos = w.Pos()
 	if _, err := dir.AddSnapshot(s); err != nil {
 		return err
@@ -275,6 +297,8 @@ func takeSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, 
 	res.Snapshots++
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func quantileMs(d []time.Duration, q float64) float64 {
 	if len(d) == 0 {
