@@ -17,11 +17,13 @@ import (
 
 	"replaydesk/client/internal/replayer"
 	"replaydesk/shared/cli"
+	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/snapshot"
 )
 
 func main() {
+	machine.RunPageServerIfChild() // this binary is also the lazy-restore page server
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
@@ -35,6 +37,8 @@ func main() {
 func replayCmd(ctx context.Context, args []string) {
 	fs := flag.NewFlagSet("client replay", flag.ExitOnError)
 	from := fs.Int("from-snapshot", 0, "start at snapshot N (1 is the first) instead of the beginning")
+	lazy := fs.Bool("lazy", false, "with --from-snapshot, fill memory on first touch (userfaultfd page server) instead of copying it first")
+	readahead := fs.Int("readahead", machine.DefaultReadahead, "with --lazy, pages filled after each faulting page")
 	frames := fs.String("frames", "", "write frames as PNG into this directory")
 	every := fs.Uint64("every", 1, "with --frames, write every K-th step's frame")
 	console := fs.Bool("console", false, "show the guest's console output on stderr")
@@ -52,7 +56,8 @@ func replayCmd(ctx context.Context, args []string) {
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unexpected arguments: %v", fs.Args()))
 	}
-	opt := replayer.Options{Dir: dir, FromSnapshot: *from, FramesDir: *frames, FramesEvery: *every, Log: log,
+	opt := replayer.Options{Dir: dir, FromSnapshot: *from, Lazy: *lazy, Readahead: *readahead,
+		FramesDir: *frames, FramesEvery: *every, Log: log,
 		ProgressEvery: 5 * time.Second,
 		Progress:      func(t uint64) { log.Info().Uint64("tick", t).Msg("replaying") },
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"replaydesk/shared/machine"
 )
 
 var (
@@ -22,6 +24,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	machine.RunPageServerIfChild()
 	var err error
 	binDir, err = os.MkdirTemp("", "replaydesk-e2e")
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 )
 
 func main() {
+	machine.RunPageServerIfChild() // this binary is also the lazy-restore page server
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]

@@ -45,7 +45,9 @@ func NewEngine(ctx context.Context, module []byte, opt EngineOptions) (*Engine, 
 	if err != nil {
 		return nil, fmt.Errorf("machine: guest module: %w", err)
 	}
-	cfg := wazero.NewRuntimeConfigCompiler()
+	// Close-on-context-done lets the machine end a step that cannot finish
+	// (a lazy restore whose page server died). Measured cost: see README.
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
 	if dir := cacheDir(opt.CacheDir); dir != "" {
 		if cache, err := wazero.NewCompilationCacheWithDir(dir); err == nil {
 			cfg = cfg.WithCompilationCache(cache)

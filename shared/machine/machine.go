@@ -13,6 +13,7 @@ import (
 
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine/internal/linmem"
+	"replaydesk/shared/machine/internal/pageserver"
 	"replaydesk/shared/recordlog"
 )
 
@@ -50,7 +51,9 @@ type Machine struct {
 	inCall       bool // inside _initialize or step: call records are expected
 	initializing bool // inside _initialize
 
-	pending *PendingSnapshot // a background snapshot under way
+	pending *PendingSnapshot   // a background snapshot under way
+	lazy    *pageserver.Server // serving memory on first touch, until closed
+	cancel  context.CancelFunc // ends a running guest call (lazy restore failure)
 
 	fault  error // set by a host function just before it panics
 	failed error // sticky: the machine stopped with this
@@ -121,7 +124,7 @@ func newInstance(ctx context.Context, e *Engine, cfg Config) (m *Machine, err er
 		return nil, fmt.Errorf("machine: guest memory was not allocated by the machine's allocator")
 	}
 	m.step = mod.ExportedFunction(abi.ExportStep)
-	m.ctx = context.WithValue(ctx, machineKey{}, m)
+	m.ctx, m.cancel = context.WithCancel(context.WithValue(ctx, machineKey{}, m))
 	return m, nil
 }
 
@@ -166,6 +169,10 @@ func (m *Machine) callResult(f api.Function) (uint64, error) {
 	m.intra = 0
 	res, err := f.Call(m.ctx)
 	m.inCall = false
+	if lerr := m.checkLazy(); lerr != nil { // before trusting anything the guest computed
+		m.failed = lerr
+		return 0, lerr
+	}
 	if m.fault != nil {
 		m.failed = m.fault
 		return 0, m.fault
@@ -396,8 +403,15 @@ func (m *Machine) Close(ctx context.Context) error {
 		m.pending.Abort()
 	}
 	m.dev.closeStreams()
+	if m.lazy != nil {
+		m.lazy.Close()
+		m.lazy = nil
+	}
 	if m.failed == nil {
 		m.failed = ErrClosed
+	}
+	if m.cancel != nil {
+		defer m.cancel()
 	}
 	if m.mod != nil {
 		return m.mod.Close(ctx)

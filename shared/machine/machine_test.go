@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"replaydesk/shared/abi"
 	"replaydesk/shared/endpoints"
@@ -24,6 +25,7 @@ var probeWasm []byte
 // TestMain builds the probe guest once (the Go build cache makes repeats
 // cheap). It needs the go command, which running these tests implies.
 func TestMain(m *testing.M) {
+	machine.RunPageServerIfChild()
 	dir, err := os.MkdirTemp("", "probe")
 	if err != nil {
 		panic(err)
@@ -479,4 +481,106 @@ func TestBackgroundSnapshotEqualsStopTheWorld(t *testing.T) {
 		t.Fatal("the background snapshot differs from a stop-the-world copy at the same step")
 	}
 	t.Logf("%d steps ran during %d rounds (pages per round %v); stall %v for %d pages", steps, st.Rounds, st.Copied, st.Stall, st.StallPages)
+}
+
+func snapshotMidway(t *testing.T, e *machine.Engine) (*memLog, *snapshot.Snapshot, int, uint64) {
+	t.Helper()
+	ctx := context.Background()
+	log := &memLog{}
+	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Record, Params: params(abi.DiskSnapshotted), Sink: log,
+		Disk: testDisk(), Net: endpoints.NewHost()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	in := typing()
+	var snap *snapshot.Snapshot
+	var idx int
+	for i := 0; i < 200; i++ {
+		m.Input(in[i]...)
+		if _, err := m.Advance(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 59 {
+			m.Sync()
+			if snap, err = m.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			idx = len(log.recs)
+		}
+	}
+	m.Sync()
+	m.Checkpoint(true)
+	return log, snap, idx, m.StateHash()
+}
+
+// Lazy and eager restores replay to identical hashes.
+func TestLazyRestoreReplaysLikeEager(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	log, snap, idx, final := snapshotMidway(t, e)
+	cfg := machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: log, Disk: testDisk()}
+	log.pos = idx
+	m, err := machine.RestoreLazy(ctx, e, cfg, snap, machine.LazyOptions{Readahead: machine.DefaultReadahead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	for {
+		if _, err := m.ReplayNext(ctx); err != nil {
+			if errors.Is(err, machine.ErrEndOfLog) {
+				break
+			}
+			t.Fatal(err)
+		}
+	}
+	if m.StateHash() != final {
+		t.Fatalf("lazy replay ended in state %x, the recorder in %x", m.StateHash(), final)
+	}
+	st, ok := m.LazyStats()
+	if !ok || st.Faults == 0 || st.ServedByFault+st.ServedByReadahead == 0 || st.ServedByFault > st.Pages {
+		t.Fatalf("paging stats %+v", st)
+	}
+	t.Logf("pages %d (non-zero %d): %d faults, %d served by fault, %d by read-ahead; service p50 %v p99 %v",
+		st.Pages, st.DataPages, st.Faults, st.ServedByFault, st.ServedByReadahead, st.ServiceP50, st.ServiceP99)
+}
+
+// The page server dying mid-replay is a clear error, not a hang and not a
+// silent replay on zero-filled memory.
+func TestLazyRestorePageServerDeath(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	log, snap, idx, _ := snapshotMidway(t, e)
+	log.pos = idx
+	m, err := machine.RestoreLazy(ctx, e, machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: log, Disk: testDisk()},
+		snap, machine.LazyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	if _, err := m.ReplayNext(ctx); err != nil { // a few pages in
+		t.Fatal(err)
+	}
+	p, err := os.FindProcess(m.PageServerPid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := m.ReplayNext(ctx); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if !strings.Contains(err.Error(), "page server died") {
+			t.Fatalf("want the page server's death reported, got %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("replay hung after the page server died")
+	}
 }

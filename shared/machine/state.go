@@ -161,6 +161,21 @@ func populate(b []byte) {
 // what happens next: Replay from the snapshot's log position, or Record/Live
 // onwards from it (a recovering server).
 func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
+	m, err := restoreInstance(ctx, e, cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadMemory(s.Memory); err != nil {
+		m.Close(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+// restoreInstance instantiates the module without _initialize, sizes its
+// memory like the snapshot's (the contents are the caller's business: a
+// copy, or a lazy page server) and restores globals and device state.
+func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
 	if s.ModuleHash != e.hash {
 		return nil, &snapshot.ModuleMismatchError{File: "(snapshot)", Want: e.hash, Got: s.ModuleHash}
 	}
@@ -178,7 +193,7 @@ func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (
 	if err != nil {
 		return nil, err
 	}
-	if err := m.loadMemory(s.Memory); err != nil {
+	if err := m.growTo(len(s.Memory)); err != nil {
 		m.Close(ctx)
 		return nil, err
 	}
@@ -217,20 +232,25 @@ func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (
 	return m, nil
 }
 
-func (m *Machine) loadMemory(img []byte) error {
+// growTo grows guest memory to exactly size bytes.
+func (m *Machine) growTo(size int) error {
 	const wasmPage = 65536
-	if len(img)%wasmPage != 0 {
-		return fmt.Errorf("machine: snapshot memory size %d is not whole wasm pages", len(img))
+	if size%wasmPage != 0 {
+		return fmt.Errorf("machine: snapshot memory size %d is not whole wasm pages", size)
 	}
 	mem := m.mod.Memory()
-	if cur := uint64(mem.Size()); cur < uint64(len(img)) {
-		if _, ok := mem.Grow(uint32((uint64(len(img)) - cur) / wasmPage)); !ok {
-			return fmt.Errorf("machine: cannot grow guest memory to %d bytes", len(img))
+	if cur := uint64(mem.Size()); cur < uint64(size) {
+		if _, ok := mem.Grow(uint32((uint64(size) - cur) / wasmPage)); !ok {
+			return fmt.Errorf("machine: cannot grow guest memory to %d bytes", size)
 		}
 	}
-	if got := len(m.mem.Bytes()); got != len(img) {
-		return fmt.Errorf("machine: guest memory is %d bytes after instantiation, the snapshot has %d", got, len(img))
+	if got := len(m.mem.Bytes()); got != size {
+		return fmt.Errorf("machine: guest memory is %d bytes after instantiation, the snapshot has %d", got, size)
 	}
+	return nil
+}
+
+func (m *Machine) loadMemory(img []byte) error {
 	// Drop what instantiation wrote (data segments), pre-fault, copy.
 	if err := m.mem.Zero(); err != nil {
 		return err

@@ -26,11 +26,15 @@ import (
 // Options says what to replay.
 type Options struct {
 	Dir          string
-	FromSnapshot int    // 0: from the start
-	FramesDir    string // "": no frames
-	FramesEvery  uint64 // write every K-th step's frame (default 1)
-	Console      io.Writer
-	Log          zerolog.Logger
+	FromSnapshot int // 0: from the start
+	// Lazy restores the snapshot's memory on first touch through a
+	// page-server child process instead of copying it all first.
+	Lazy        bool
+	Readahead   int
+	FramesDir   string // "": no frames
+	FramesEvery uint64 // write every K-th step's frame (default 1)
+	Console     io.Writer
+	Log         zerolog.Logger
 	// Progress is called about every ProgressEvery of wall time.
 	Progress      func(ticks uint64)
 	ProgressEvery time.Duration
@@ -38,17 +42,20 @@ type Options struct {
 
 // Result is what `client replay` prints.
 type Result struct {
-	Steps          uint64  `json:"steps"`
-	Ticks          uint64  `json:"ticks"`
-	FromSnapshot   int     `json:"from_snapshot"`
-	Checkpoints    uint64  `json:"checkpoints"`
-	Divergences    int     `json:"divergences"`
-	Divergence     string  `json:"divergence,omitempty"`
-	FinalFBHash    string  `json:"final_fb_hash"`
-	FinalStateHash string  `json:"final_state_hash"`
-	Frames         int     `json:"frames"`
-	WallS          float64 `json:"wall_s"`
-	RestoreMs      float64 `json:"restore_ms"`
+	Steps          uint64      `json:"steps"`
+	Ticks          uint64      `json:"ticks"`
+	FromSnapshot   int         `json:"from_snapshot"`
+	Checkpoints    uint64      `json:"checkpoints"`
+	Divergences    int         `json:"divergences"`
+	Divergence     string      `json:"divergence,omitempty"`
+	FinalFBHash    string      `json:"final_fb_hash"`
+	FinalStateHash string      `json:"final_state_hash"`
+	Frames         int         `json:"frames"`
+	WallS          float64     `json:"wall_s"`
+	RestoreMs      float64     `json:"restore_ms"`     // engine ready to machine ready
+	FirstFrameMs   float64     `json:"first_frame_ms"` // restore done to the first step's frame
+	Lazy           *LazyResult `json:"lazy,omitempty"` // paging figures of a lazy restore
+	LazyFallback   string      `json:"lazy_fallback,omitempty"`
 }
 
 // Run replays. A divergence is not an error: it is in the Result, with the
@@ -89,7 +96,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err := r.Seek(s.LogPos); err != nil {
 			return nil, fmt.Errorf("seeking the log to snapshot %d: %w", o.FromSnapshot, err)
 		}
-		if m, err = machine.Restore(ctx, eng, cfg, s); err != nil {
+		if o.Lazy {
+			m, err = machine.RestoreLazy(ctx, eng, cfg, s, machine.LazyOptions{Readahead: o.Readahead})
+			if errors.Is(err, machine.ErrLazyUnavailable) {
+				o.Log.Warn().Err(err).Msg("lazy restore unavailable here: restoring eagerly (every page copied first)")
+				res.LazyFallback = err.Error()
+				m, err = machine.Restore(ctx, eng, cfg, s)
+			}
+		} else {
+			m, err = machine.Restore(ctx, eng, cfg, s)
+		}
+		if err != nil {
 			return nil, err
 		}
 	} else if m, err = machine.New(ctx, eng, cfg); err != nil {
@@ -101,7 +118,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer m.Close(context.Background())
-	res.RestoreMs = float64(time.Since(start).Microseconds()) / 1000
+	restored := time.Now()
+	res.RestoreMs = float64(restored.Sub(start).Microseconds()) / 1000
 	if o.FramesDir != "" {
 		if err := os.MkdirAll(o.FramesDir, 0o755); err != nil {
 			return nil, err
@@ -123,6 +141,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			runErr = err
 			break
 		}
+		if kind == recordlog.KindStep && res.FirstFrameMs == 0 {
+			res.FirstFrameMs = float64(time.Since(restored).Microseconds()) / 1000
+		}
 		if kind == recordlog.KindStep && o.FramesDir != "" && m.Steps()%o.FramesEvery == 0 {
 			if err := writeFrame(m, filepath.Join(o.FramesDir, fmt.Sprintf("frame-%08d.png", m.Ticks()-1))); err != nil {
 				return nil, err
@@ -136,10 +157,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	st := m.Stats()
 	res.Steps, res.Ticks, res.Checkpoints = m.Steps(), m.Ticks(), st.Checkpoints
+	if ls, ok := m.LazyStats(); ok {
+		res.Lazy = &LazyResult{Pages: ls.Pages, DataPages: ls.DataPages, Faults: ls.Faults,
+			ServedByFault: ls.ServedByFault, ServedByReadahead: ls.ServedByReadahead,
+			ServiceP50Us: float64(ls.ServiceP50.Nanoseconds()) / 1000, ServiceP99Us: float64(ls.ServiceP99.Nanoseconds()) / 1000}
+	}
 	res.FinalFBHash = fmt.Sprintf("%016x", m.FramebufferHash())
 	res.FinalStateHash = fmt.Sprintf("%016x", m.StateHash())
 	res.WallS = time.Since(start).Seconds()
 	return res, runErr
+}
+
+// LazyResult is the paging of a lazy restore.
+type LazyResult struct {
+	Pages             int     `json:"pages"`      // in the snapshot's memory
+	DataPages         int     `json:"data_pages"` // of which non-zero
+	Faults            int     `json:"faults"`
+	ServedByFault     int     `json:"served_by_fault"`
+	ServedByReadahead int     `json:"served_by_readahead"`
+	ServiceP50Us      float64 `json:"service_p50_us"`
+	ServiceP99Us      float64 `json:"service_p99_us"`
 }
 
 // writeFrame saves the current framebuffer as an opaque PNG.
