@@ -243,6 +243,9 @@ func (c *Cache) Evict() error {
 	return nil
 }
 
+// putWriters is how many pages a CachingFetcher writes at once.
+const putWriters = 8
+
 // CachingFetcher is a pagestore.Source that answers from the cache and
 // asks Src only for the pages the cache lacks, then keeps them.
 type CachingFetcher struct {
@@ -298,9 +301,24 @@ func (f *CachingFetcher) Fetch(ctx context.Context, hashes []pagestore.Hash) (ma
 		}
 		out[h] = p
 		f.misses.Add(1)
-		if err := f.Cache.Put(h, p); err != nil {
-			f.putErrs.Add(1)
-		}
 	}
+	// Creating a file costs a few hundred microseconds of filesystem work,
+	// mostly waiting: keep the pages with several writers at once.
+	work := make(chan pagestore.Hash)
+	var wg sync.WaitGroup
+	for range min(len(miss), putWriters) {
+		wg.Go(func() {
+			for h := range work {
+				if err := f.Cache.Put(h, out[h]); err != nil {
+					f.putErrs.Add(1)
+				}
+			}
+		})
+	}
+	for _, h := range miss {
+		work <- h
+	}
+	close(work)
+	wg.Wait()
 	return out, nil
 }
