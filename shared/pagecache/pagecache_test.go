@@ -97,7 +97,7 @@ func TestEvictionLRU(t *testing.T) {
 	}
 	c.TouchEvery = 0
 	var hs []pagestore.Hash
-	old := time.Now().Add(-time.Hour)
+	old := time.Now().Add(-10 * time.Minute)
 	for i := range 50 {
 		p := page(uint64(i))
 		h := pagestore.HashPage(p)
