@@ -14,7 +14,7 @@ import "image"
 const (
 	TitleH    = 30 // title bar height
 	CloseSize = 14 // the close button's diameter
-	Shadow    = 10 // how far a window's shadow reaches outside its frame
+	Shadow    = 14 // how far a window's shadow reaches outside its frame (with its offset)
 	minVis    = 60 // how much of a dragged window stays on screen
 )
 
