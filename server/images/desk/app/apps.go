@@ -3,6 +3,7 @@ package app
 import (
 	"image"
 	"math"
+	"unicode/utf8"
 
 	"replaydesk/server/images/desk/editor"
 	"replaydesk/server/images/desk/gfx"
@@ -113,7 +114,15 @@ func (a *termApp) layout(d *Desk, w *wm.Window) (rows []termRow, fit, inputRows 
 		}
 		inputRows = n
 	}
-	for _, l := range a.t.Lines {
+	// Only the tail that can be on screen is wrapped: scrollback is long.
+	need := fit + a.t.Scroll + 1
+	from := len(a.t.Lines)
+	for n := 0; from > 0 && n < need; {
+		from--
+		l := a.t.Lines[from]
+		n += max(1, (utf8.RuneCountInString(l.Prompt)+utf8.RuneCountInString(l.Text)+cols-1)/cols)
+	}
+	for _, l := range a.t.Lines[from:] {
 		wrap(l.Prompt, l.Text, -1)
 	}
 	wrap(a.t.Prompt(), string(a.t.Input), a.t.Cursor)

@@ -158,12 +158,22 @@ func (cv *Canvas) RoundRectTop(r image.Rectangle, rad int, c color.RGBA) {
 
 // Shadow paints a soft shadow around r, spreading by spread pixels and
 // offset down by dy. Only the ring outside r is painted: r itself is
-// about to be covered by the window.
+// about to be covered by the window. Along the straight edges the distance
+// is one subtraction; only the corners need a square root.
 func (cv *Canvas) Shadow(r image.Rectangle, spread, dy int, strength float64) {
-	box := r.Inset(-spread).Add(image.Pt(0, dy))
-	sdf := roundSDF(r.Add(image.Pt(0, dy)), 6)
+	const rad = 6
+	in := r.Add(image.Pt(0, dy))
+	box := in.Inset(-spread)
+	var lut [64]uint32 // coverage by distance outside the rounded rect, in 1/2 px
+	for i := range lut {
+		t := 1 - float64(i)/2/float64(spread)
+		if t > 0 {
+			lut[i] = uint32(strength * t * t * 255)
+		}
+	}
 	black := color.RGBA{0, 0, 0, 255}
-	s := float64(spread)
+	x0, x1 := in.Min.X+rad, in.Max.X-rad
+	y0, y1 := in.Min.Y+rad, in.Max.Y-rad
 	strips := []image.Rectangle{
 		image.Rect(box.Min.X, box.Min.Y, box.Max.X, r.Min.Y),
 		image.Rect(box.Min.X, r.Max.Y, box.Max.X, box.Max.Y),
@@ -174,13 +184,32 @@ func (cv *Canvas) Shadow(r image.Rectangle, spread, dy int, strength float64) {
 		st = st.Intersect(cv.Clip)
 		for y := st.Min.Y; y < st.Max.Y; y++ {
 			o := cv.Img.PixOffset(st.Min.X, y)
+			ddy := 0
+			if y < y0 {
+				ddy = y0 - y
+			} else if y >= y1 {
+				ddy = y - y1 + 1
+			}
 			for x := st.Min.X; x < st.Max.X; x, o = x+1, o+4 {
-				d := sdf(float64(x)+0.5, float64(y)+0.5)
-				if d >= s {
-					continue
+				ddx := 0
+				if x < x0 {
+					ddx = x0 - x
+				} else if x >= x1 {
+					ddx = x - x1 + 1
 				}
-				t := 1 - max(d, 0)/s
-				blendPx(cv.Img.Pix, o, black, uint32(strength*t*t*255))
+				var d int // twice the distance outside, in pixels
+				switch {
+				case ddx == 0:
+					d = 2 * (ddy - rad)
+				case ddy == 0:
+					d = 2 * (ddx - rad)
+				default:
+					d = int(2 * (math.Sqrt(float64(ddx*ddx+ddy*ddy)) - rad))
+				}
+				d = max(d, 0)
+				if d < len(lut) {
+					blendPx(cv.Img.Pix, o, black, lut[d])
+				}
 			}
 		}
 	}
