@@ -91,7 +91,8 @@ func (cv *Canvas) Text(f *Face, x, y int, s string, c color.RGBA) int {
 		g := f.glyph(r)
 		gr := image.Rect(x+g.dx, y+g.dy, x+g.dx+g.w, y+g.dy+g.h)
 		if x >= clip.Max.X {
-			break
+			x += g.advance // past the clip: only measure
+			continue
 		}
 		if vis := gr.Intersect(clip); !vis.Empty() {
 			for py := vis.Min.Y; py < vis.Max.Y; py++ {
