@@ -14,4 +14,5 @@ require (
 require (
 	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )

@@ -71,7 +71,7 @@ func TestServeLiveSessionAndReplayIt(t *testing.T) {
 		return img, r.Header.Get("X-Frame-Seq")
 	}
 	first, seq := frame("0")
-	if b := first.Bounds(); b.Dx() != 640 || b.Dy() != 360 {
+	if b := first.Bounds(); b.Dx() != 1280 || b.Dy() != 720 { // the desk
 		t.Fatalf("frame %v", first.Bounds())
 	}
 

@@ -105,7 +105,7 @@ func recordCmd(ctx context.Context, args []string) {
 func serveCmd(ctx context.Context, args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
-	image := fs.String("image", "testcard", "guest image to run: "+strings.Join(images.Names(), ", "))
+	image := fs.String("image", "desk", "guest image to run: "+strings.Join(images.Names(), ", "))
 	data := fs.String("data", "", "directory to record the session into (default: a new one under the user cache directory)")
 	level := fs.String("log-level", "info", "log level")
 	fs.Parse(args)
