@@ -2,6 +2,7 @@
 //
 //	go run ./server                 run the default session (the product)
 //	go run ./server record ...      record a session into a directory
+//	go run ./server serve DIR...    serve recorded sessions to replay clients
 //
 // See README.md. This file only parses flags; the work is in internal/.
 package main
@@ -24,10 +25,12 @@ import (
 	"replaydesk/server/images"
 	"replaydesk/server/internal/liveview"
 	"replaydesk/server/internal/recorder"
+	"replaydesk/server/internal/sessionhttp"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/cli"
 	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
+	"replaydesk/shared/pagestore"
 )
 
 func main() {
@@ -37,6 +40,10 @@ func main() {
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "record" {
 		recordCmd(ctx, args[1:])
+		return
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		serveSessionsCmd(ctx, args[1:])
 		return
 	}
 	serveCmd(ctx, args)
@@ -159,4 +166,53 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// serveSessionsCmd serves recorded session directories over HTTP: their
+// files, log segments and snapshot pages (the page service), for
+// `client replay http://ADDR/sessions/ID`.
+func serveSessionsCmd(ctx context.Context, args []string) {
+	fs := flag.NewFlagSet("server serve", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
+	storeDir := fs.String("store", "", "page store directory (default: under the user cache directory)")
+	level := fs.String("log-level", "info", "log level")
+	fs.Parse(args)
+	log := cli.Logger(*level)
+	if fs.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: server serve [--listen ADDR] [--store DIR] SESSION_DIR...")
+		os.Exit(cli.ExitError)
+	}
+	if *storeDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		*storeDir = filepath.Join(base, "replaydesk", "pagestore")
+	}
+	store, err := pagestore.OpenDir(*storeDir)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	srv := sessionhttp.New(store, log)
+	var ids []string
+	for _, dir := range fs.Args() {
+		t0 := time.Now()
+		id, err := srv.Add(dir)
+		if err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		log.Info().Str("session", id).Str("dir", dir).Dur("publish", time.Since(t0)).Msg("published")
+		ids = append(ids, id)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	for _, id := range ids {
+		fmt.Printf("session %s: http://%s/sessions/%s\n", id, ln.Addr(), id)
+	}
+	<-ctx.Done()
+	hs.Close()
 }

@@ -12,8 +12,10 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,12 +23,18 @@ import (
 	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/sessiondir"
+	"replaydesk/shared/snapshot"
 )
 
 // Options says what to replay.
 type Options struct {
+	// Dir is a session directory, or the URL of a session served by
+	// `server serve` (http://host:port/sessions/ID), which is mirrored into
+	// CacheDir with its snapshots' pages fetched through the page cache.
 	Dir          string
-	FromSnapshot int // 0: from the start
+	CacheDir     string // default: the user cache directory's replaydesk/
+	CacheBytes   int64  // bound of the page cache (default 2 GiB)
+	FromSnapshot int    // 0: from the start
 	// Lazy restores the snapshot's memory on first touch through a
 	// page-server child process instead of copying it all first.
 	Lazy        bool
@@ -42,20 +50,21 @@ type Options struct {
 
 // Result is what `client replay` prints.
 type Result struct {
-	Steps          uint64      `json:"steps"`
-	Ticks          uint64      `json:"ticks"`
-	FromSnapshot   int         `json:"from_snapshot"`
-	Checkpoints    uint64      `json:"checkpoints"`
-	Divergences    int         `json:"divergences"`
-	Divergence     string      `json:"divergence,omitempty"`
-	FinalFBHash    string      `json:"final_fb_hash"`
-	FinalStateHash string      `json:"final_state_hash"`
-	Frames         int         `json:"frames"`
-	WallS          float64     `json:"wall_s"`
-	RestoreMs      float64     `json:"restore_ms"`     // engine ready to machine ready
-	FirstFrameMs   float64     `json:"first_frame_ms"` // restore done to the first step's frame
-	Lazy           *LazyResult `json:"lazy,omitempty"` // paging figures of a lazy restore
-	LazyFallback   string      `json:"lazy_fallback,omitempty"`
+	Steps          uint64       `json:"steps"`
+	Ticks          uint64       `json:"ticks"`
+	FromSnapshot   int          `json:"from_snapshot"`
+	Checkpoints    uint64       `json:"checkpoints"`
+	Divergences    int          `json:"divergences"`
+	Divergence     string       `json:"divergence,omitempty"`
+	FinalFBHash    string       `json:"final_fb_hash"`
+	FinalStateHash string       `json:"final_state_hash"`
+	Frames         int          `json:"frames"`
+	WallS          float64      `json:"wall_s"`
+	RestoreMs      float64      `json:"restore_ms"`     // engine ready to machine ready
+	FirstFrameMs   float64      `json:"first_frame_ms"` // restore done to the first step's frame
+	Lazy           *LazyResult  `json:"lazy,omitempty"` // paging figures of a lazy restore
+	LazyFallback   string       `json:"lazy_fallback,omitempty"`
+	Fetch          *FetchResult `json:"fetch,omitempty"` // pages of a remote snapshot
 }
 
 // Run replays. A divergence is not an error: it is in the Result, with the
@@ -65,7 +74,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.FramesEvery == 0 {
 		o.FramesEvery = 1
 	}
-	dir, err := sessiondir.Open(o.Dir)
+	var rem *remote
+	local := o.Dir
+	if base, id, ok := parseRemote(o.Dir); ok {
+		if o.CacheDir == "" {
+			c, err := os.UserCacheDir()
+			if err != nil {
+				return nil, err
+			}
+			o.CacheDir = filepath.Join(c, "replaydesk")
+		}
+		if o.CacheBytes == 0 {
+			o.CacheBytes = 2 << 30
+		}
+		var err error
+		if rem, err = openRemote(base, id, o.CacheDir, o.CacheBytes); err != nil {
+			return nil, err
+		}
+		u, _ := url.Parse(base)
+		local = filepath.Join(o.CacheDir, "sessions", strings.ReplaceAll(u.Host, ":", "_")+"_"+id)
+		if err := rem.mirror(ctx, local); err != nil {
+			return nil, fmt.Errorf("fetching session %s: %w", o.Dir, err)
+		}
+	}
+	dir, err := sessiondir.Open(local)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +121,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	var m *machine.Machine
 	if o.FromSnapshot > 0 {
-		s, _, err := dir.Snapshot(o.FromSnapshot)
+		var s *snapshot.Snapshot
+		if rem != nil {
+			s, res.Fetch, err = rem.snapshot(ctx, o.FromSnapshot, dir.ModuleHash())
+		} else {
+			s, _, err = dir.Snapshot(o.FromSnapshot)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,180 @@
+// Package sessionhttp serves recorded sessions over HTTP so that a replay
+// client elsewhere can replay them (DESIGN.md sections 5, 8 and 9): each
+// session's files (session.json, the module, the base disk image), its log
+// segments, and its snapshots as content-addressed pages and manifests
+// through the page service (docs/page-service.md).
+//
+// Sealed log segments never change and the module is named by its hash in
+// session.json, so both are served as immutable; session.json and the list
+// of segments change while a session records, so they are revalidated.
+//
+// It must not know about the machine or how a replay runs: it serves bytes
+// from session directories and a page store.
+package sessionhttp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"replaydesk/shared/pageservice"
+	"replaydesk/shared/pagestore"
+	"replaydesk/shared/sessiondir"
+)
+
+// Server serves a set of session directories.
+type Server struct {
+	mu       sync.RWMutex
+	sessions map[string]string // id -> directory
+	store    *pagestore.DirStore
+	index    *pageservice.SessionIndex
+	pages    http.Handler
+	log      zerolog.Logger
+}
+
+// New returns a server whose pages live in store.
+func New(store *pagestore.DirStore, log zerolog.Logger) *Server {
+	idx := pageservice.NewSessionIndex()
+	return &Server{sessions: map[string]string{}, store: store, index: idx,
+		pages: pageservice.NewServer(store, idx), log: log}
+}
+
+// Add publishes a session directory's snapshots to the page store and
+// serves it under its directory's base name, which it returns.
+func (s *Server) Add(dir string) (string, error) {
+	d, err := sessiondir.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	id := filepath.Base(filepath.Clean(dir))
+	if !pageservice.ValidSessionID.MatchString(id) {
+		return "", fmt.Errorf("session directory name %q is not a valid session id", id)
+	}
+	s.mu.Lock()
+	if _, dup := s.sessions[id]; dup {
+		s.mu.Unlock()
+		return "", fmt.Errorf("two sessions named %q", id)
+	}
+	s.sessions[id] = dir
+	s.mu.Unlock()
+	s.index.AddSession(id)
+	if err := pageservice.PublishSessionDir(d, id, s.store, s.index); err != nil {
+		return "", fmt.Errorf("publishing %s: %w", dir, err)
+	}
+	return id, nil
+}
+
+// Handler routes the session files and the page service.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sessions/{id}/files/{name}", s.serveFile)
+	mux.HandleFunc("GET /sessions/{id}/log/", s.serveLogList)
+	mux.HandleFunc("GET /sessions/{id}/log/{seg}", s.serveSegment)
+	mux.Handle("/", s.pages) // /pages, /manifests, /sessions/{id}/snapshots
+	return mux
+}
+
+func (s *Server) dir(w http.ResponseWriter, r *http.Request) (string, bool) {
+	s.mu.RLock()
+	dir, ok := s.sessions[r.PathValue("id")]
+	s.mu.RUnlock()
+	if !ok {
+		http.Error(w, "no such session", http.StatusNotFound)
+	}
+	return dir, ok
+}
+
+// Files a client may fetch, and whether they are immutable.
+var files = map[string]bool{"session.json": false, "module.wasm": true, "disk.img": true}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	dir, ok := s.dir(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	immutable, known := files[name]
+	if !known {
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	}
+	setCache(w, immutable)
+	http.ServeFile(w, r, filepath.Join(dir, name))
+}
+
+// Segment is one entry of a session's log listing.
+type Segment struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+func (s *Server) serveLogList(w http.ResponseWriter, r *http.Request) {
+	dir, ok := s.dir(w, r)
+	if !ok {
+		return
+	}
+	segs, err := listSegments(filepath.Join(dir, "log"))
+	if err != nil {
+		http.Error(w, "listing the log: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	setCache(w, false)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(segs)
+}
+
+func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request) {
+	dir, ok := s.dir(w, r)
+	if !ok {
+		return
+	}
+	seg := r.PathValue("seg")
+	if strings.ContainsAny(seg, `/\`) || !strings.HasSuffix(seg, ".seg") {
+		http.Error(w, "bad segment name", http.StatusBadRequest)
+		return
+	}
+	segs, err := listSegments(filepath.Join(dir, "log"))
+	if err != nil || len(segs) == 0 {
+		http.Error(w, "no log", http.StatusNotFound)
+		return
+	}
+	// Every segment but the last is complete forever; the last may still
+	// grow, so caches revalidate it (ServeFile answers with Last-Modified).
+	setCache(w, seg != segs[len(segs)-1].Name)
+	http.ServeFile(w, r, filepath.Join(dir, "log", seg))
+}
+
+func listSegments(dir string) ([]Segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Segment
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".seg") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Segment{Name: e.Name(), Bytes: info.Size()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func setCache(w http.ResponseWriter, immutable bool) {
+	if immutable {
+		w.Header().Set("Cache-Control", pageservice.CacheImmutable)
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+}
