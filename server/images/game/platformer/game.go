@@ -186,6 +186,8 @@ type Game struct {
 	presented     bool
 	dyn, lastDyn  []image.Rectangle
 	damage        []image.Rectangle
+	hud           [8]cachedText
+	visible       []int // scratch: coins on screen
 }
 
 // New returns a game that will run on h. It draws all art (once per

@@ -408,12 +408,13 @@ func (g *Game) updateParticles() {
 	g.bumps = bumps
 	// Now and then a visible coin twinkles.
 	if g.tick%12 == 0 {
-		var vis []int
+		vis := g.visible[:0]
 		for i, k := range g.coins {
 			if !k.taken && k.x*T >= g.cam && k.x*T < g.cam+Width {
 				vis = append(vis, i)
 			}
 		}
+		g.visible = vis
 		if len(vis) > 0 {
 			k := g.coins[vis[g.rng.IntN(len(vis))]]
 			g.particles = append(g.particles, particle{

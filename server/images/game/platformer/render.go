@@ -144,25 +144,25 @@ func (g *Game) drawHUD() {
 	fb, a := g.fb, g.art
 	label := func(text string, x int) { g.mark(smallFont.draw(fb, text, x, 3, paleBl)) }
 	label("SCORE", 12)
-	g.mark(hudFont.draw(fb, fmt.Sprintf("%06d", g.score), 12, 16, white))
+	g.mark(hudFont.draw(fb, g.hud[0].get("%06d", g.score), 12, 16, white))
 	g.mark(blit(fb, a.coinIcon, 116, 16))
-	g.mark(hudFont.draw(fb, fmt.Sprintf("x%02d", g.coinsN%100), 142, 16, gold))
+	g.mark(hudFont.draw(fb, g.hud[1].get("x%02d", g.coinsN%100), 142, 16, gold))
 	g.mark(blit(fb, a.lifeIcon, 204, 10))
-	g.mark(hudFont.draw(fb, fmt.Sprintf("x%d", max(g.lives, 0)), 236, 16, white))
+	g.mark(hudFont.draw(fb, g.hud[2].get("x%d", max(g.lives, 0)), 236, 16, white))
 	label("WORLD", 300)
-	g.mark(hudFont.draw(fb, fmt.Sprintf("%d-%d", g.levelNo/len(levelPlans)+1, g.levelNo%len(levelPlans)+1), 300, 16, white))
+	g.mark(hudFont.draw(fb, g.hud[3].get("%d-%d", g.levelNo/len(levelPlans)+1, g.levelNo%len(levelPlans)+1), 300, 16, white))
 	hi := g.score
 	if len(g.scores) > 0 {
 		hi = max(hi, g.scores[0].Points)
 	}
 	label("HI", 400)
-	g.mark(hudFont.draw(fb, fmt.Sprintf("%06d", hi), 400, 16, white))
+	g.mark(hudFont.draw(fb, g.hud[4].get("%06d", hi), 400, 16, white))
 	tc := white
 	if g.timeLeft() <= 30 {
 		tc = pink
 	}
 	label("TIME", 570)
-	g.mark(hudFont.draw(fb, fmt.Sprintf("%03d", max(g.timeLeft(), 0)), 570, 16, tc))
+	g.mark(hudFont.draw(fb, g.hud[5].get("%03d", max(g.timeLeft(), 0)), 570, 16, tc))
 	if !g.human && g.st != sOver && (g.tick/30)%2 == 0 {
 		g.mark(hudFont.drawCentered(fb, "DEMO - PRESS AN ARROW KEY", Width/2, 52, gold))
 	}
@@ -174,12 +174,12 @@ func (g *Game) drawOverlay() {
 	case g.st == sPlay && g.stT < 120 && g.p.invuln == 0:
 		r := image.Rect(Width/2-150, 104, Width/2+150, 176)
 		g.mark(shade(fb, r, 4))
-		g.mark(bigFont.drawCentered(fb, fmt.Sprintf("WORLD %d-%d", g.levelNo/len(levelPlans)+1, g.levelNo%len(levelPlans)+1), Width/2, 118, white))
+		g.mark(bigFont.drawCentered(fb, g.hud[6].get("WORLD %d-%d", g.levelNo/len(levelPlans)+1, g.levelNo%len(levelPlans)+1), Width/2, 118, white))
 	case g.st == sClear:
 		r := image.Rect(Width/2-190, 96, Width/2+190, 204)
 		g.mark(shade(fb, r, 4))
 		g.mark(bigFont.drawCentered(fb, "LEVEL CLEAR!", Width/2, 108, mint))
-		g.mark(hudFont.drawCentered(fb, fmt.Sprintf("TIME BONUS %d", g.bonusLeft*10), Width/2, 168, white))
+		g.mark(hudFont.drawCentered(fb, g.hud[7].get("TIME BONUS %d", g.bonusLeft*10), Width/2, 168, white))
 	case g.st == sOver:
 		r := image.Rect(Width/2-220, 50, Width/2+220, 320)
 		g.mark(shade(fb, r, 3))
@@ -208,4 +208,28 @@ func (g *Game) present() {
 	}
 	g.presented, g.shownCam = true, g.cam
 	g.lastDyn, g.dyn = g.dyn, g.lastDyn[:0]
+}
+
+// cachedText formats a line only when its numbers change, so that a steady
+// HUD allocates nothing (garbage collections show up as slow steps).
+type cachedText struct {
+	a, b int
+	ok   bool
+	s    string
+}
+
+func (c *cachedText) get(format string, a int, b ...int) string {
+	bv := -1
+	if len(b) > 0 {
+		bv = b[0]
+	}
+	if !c.ok || c.a != a || c.b != bv {
+		c.a, c.b, c.ok = a, bv, true
+		if len(b) > 0 {
+			c.s = fmt.Sprintf(format, a, bv)
+		} else {
+			c.s = fmt.Sprintf(format, a)
+		}
+	}
+	return c.s
 }
