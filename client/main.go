@@ -42,12 +42,13 @@ func replayCmd(ctx context.Context, args []string) {
 	frames := fs.String("frames", "", "write frames as PNG into this directory")
 	every := fs.Uint64("every", 1, "with --frames, write every K-th step's frame")
 	console := fs.Bool("console", false, "show the guest's console output on stderr")
+	cacheDir := fs.String("cache-dir", "", "for a session URL: where mirrored sessions and the page cache live (default: the user cache directory)")
 	level := fs.String("log-level", "info", "log level")
 	// Accept flags before and after DIR.
 	fs.Parse(args)
 	rest := fs.Args()
 	if len(rest) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: client replay DIR [--from-snapshot N] [--frames OUTDIR --every K]")
+		fmt.Fprintln(os.Stderr, "usage: client replay DIR|http://HOST/sessions/ID [--from-snapshot N [--lazy]] [--frames OUTDIR --every K]")
 		os.Exit(cli.ExitError)
 	}
 	dir := rest[0]
@@ -56,7 +57,7 @@ func replayCmd(ctx context.Context, args []string) {
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unexpected arguments: %v", fs.Args()))
 	}
-	opt := replayer.Options{Dir: dir, FromSnapshot: *from, Lazy: *lazy, Readahead: *readahead,
+	opt := replayer.Options{Dir: dir, CacheDir: *cacheDir, FromSnapshot: *from, Lazy: *lazy, Readahead: *readahead,
 		FramesDir: *frames, FramesEvery: *every, Log: log,
 		ProgressEvery: 5 * time.Second,
 		Progress:      func(t uint64) { log.Info().Uint64("tick", t).Msg("replaying") },

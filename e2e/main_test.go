@@ -131,3 +131,5 @@ func init() {
 	// child processes they check, not for themselves.
 	_ = runtime.GOMAXPROCS(0)
 }
+
+func jsonErr(b []byte, v any) error { return json.Unmarshal(b, v) }
