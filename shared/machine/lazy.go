@@ -52,11 +52,16 @@ func RestoreLazy(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapsho
 		return nil, fmt.Errorf("machine: lazy restore image: %w", err)
 	}
 	defer img.Close()
+	// If the child dies, pages it had not served read as zeros; the check
+	// after every step (checkLazy) stops the machine before anything it
+	// computed is trusted. A step cannot be interrupted (wazero's
+	// close-on-context-done costs ~30x in step time), so a guest that spins
+	// forever on zeroed memory inside one step would not return; Go guests
+	// read garbage as nil pointers and trap instead.
 	srv, err := pageserver.Start(m.mem.Bytes(), img, pageserver.Options{
 		Readahead: opt.Readahead,
 		Prefetch:  opt.Prefetch,
-		// A guest running on zero-filled memory may never return: end its step.
-		OnFailure: func(error) { m.cancel() },
+		OnFailure: func(err error) { m.cfg.Log.Error().Err(err).Msg("lazy restore: page server died") },
 	})
 	if err != nil {
 		m.Close(ctx)

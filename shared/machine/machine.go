@@ -53,7 +53,6 @@ type Machine struct {
 
 	pending *PendingSnapshot   // a background snapshot under way
 	lazy    *pageserver.Server // serving memory on first touch, until closed
-	cancel  context.CancelFunc // ends a running guest call (lazy restore failure)
 
 	fault  error // set by a host function just before it panics
 	failed error // sticky: the machine stopped with this
@@ -124,7 +123,7 @@ func newInstance(ctx context.Context, e *Engine, cfg Config) (m *Machine, err er
 		return nil, fmt.Errorf("machine: guest memory was not allocated by the machine's allocator")
 	}
 	m.step = mod.ExportedFunction(abi.ExportStep)
-	m.ctx, m.cancel = context.WithCancel(context.WithValue(ctx, machineKey{}, m))
+	m.ctx = context.WithValue(ctx, machineKey{}, m)
 	return m, nil
 }
 
@@ -409,9 +408,6 @@ func (m *Machine) Close(ctx context.Context) error {
 	}
 	if m.failed == nil {
 		m.failed = ErrClosed
-	}
-	if m.cancel != nil {
-		defer m.cancel()
 	}
 	if m.mod != nil {
 		return m.mod.Close(ctx)
