@@ -22,7 +22,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []string{"testcard"}) {
+	if got := Names(); !slices.Equal(got, []string{"stream", "testcard", "video"}) {
 		t.Fatalf("Names() = %v", got)
 	}
 	img, err := Lookup("testcard")

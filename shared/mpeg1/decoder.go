@@ -148,6 +148,9 @@ type Decoder struct {
 	blk        [64]int32
 	cur        *picture
 	errorCount int
+
+	probe    bool // Probe: count pictures instead of decoding them
+	pictures int
 }
 
 // NewDecoder returns a decoder that reads its input from r.
@@ -364,6 +367,10 @@ func (d *Decoder) unit(u []byte) error {
 	case code == 0xB7: // sequence_end_code
 		d.flush()
 	case code == 0x00:
+		if d.probe {
+			d.pictures++
+			return nil
+		}
 		d.decodePicture(u)
 	}
 	return nil // group of pictures, user data, extensions and strays: nothing to do
@@ -402,7 +409,7 @@ func (d *Decoder) sequenceHeader(data []byte) error {
 	if w > d.MaxWidth || h > d.MaxHeight {
 		return fmt.Errorf("%w: %dx%d (limit %dx%d)", ErrTooLarge, w, h, d.MaxWidth, d.MaxHeight)
 	}
-	if !d.haveSeq || w != d.seq.Width || h != d.seq.Height {
+	if !d.probe && (!d.haveSeq || w != d.seq.Width || h != d.seq.Height) {
 		d.flush()
 		if d.out != nil {
 			// The flushed frame's planes must survive the reallocation.
@@ -515,4 +522,29 @@ func (d *Decoder) decodePicture(u []byte) {
 	default: // B and D pictures are shown at once and predict nothing
 		d.emit(d.cur)
 	}
+}
+
+// Probe reads a whole stream without decoding its pictures and returns its
+// (first) sequence header and how many pictures it holds: a cheap way to
+// learn a file's duration, pictures divided by the frame rate.
+func Probe(r io.Reader) (Sequence, int, error) {
+	d := NewDecoder(r)
+	d.probe = true
+	first := Sequence{}
+	for {
+		_, err := d.Next()
+		if first == (Sequence{}) && d.haveSeq {
+			first = d.seq
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return first, d.pictures, err
+		}
+	}
+	if !d.haveSeq {
+		return first, d.pictures, errors.New("mpeg1: no sequence header")
+	}
+	return first, d.pictures, nil
 }

@@ -297,3 +297,19 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestProbe(t *testing.T) {
+	f, err := os.Open(filepath.Join(mediaDir, "photos-360p.mpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seq, n, err := Probe(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, den := seq.FrameRate()
+	if seq.Width != 640 || seq.Height != 360 || num != 30 || den != 1 || n != 600 {
+		t.Fatalf("Probe: %+v, %d pictures", seq, n)
+	}
+}
