@@ -242,41 +242,58 @@ func predBlock(dst, src []byte, w, ht, x, y, size, h, v int, avg bool) {
 		o := (y+j)*w + x
 		dr := dst[o : o+size : o+size]
 		so := (sy+j)*w + sx
-		s := src[so : so+size+hx]
+		s := src[so : so+size+hx : so+size+hx]
 		switch {
 		case hx == 0 && hy == 0:
-			if avg {
-				for i := range dr {
-					dr[i] = uint8((int(dr[i]) + int(s[i]) + 1) >> 1)
-				}
-			} else {
+			if !avg {
 				copy(dr, s)
+				continue
+			}
+			s = s[:len(dr)]
+			for i, v := range s {
+				dr[i] = uint8((uint(dr[i]) + uint(v) + 1) >> 1)
 			}
 		case hy == 0:
-			for i := range dr {
-				p := (int(s[i]) + int(s[i+1]) + 1) >> 1
-				if avg {
-					p = (int(dr[i]) + p + 1) >> 1
-				}
-				dr[i] = uint8(p)
-			}
-		default:
-			s2 := src[so+w : so+w+size+hx]
-			if hx == 0 {
-				for i := range dr {
-					p := (int(s[i]) + int(s2[i]) + 1) >> 1
-					if avg {
-						p = (int(dr[i]) + p + 1) >> 1
-					}
-					dr[i] = uint8(p)
+			s1 := s[1 : len(dr)+1]
+			s = s[:len(dr)]
+			if avg {
+				for i, v := range s {
+					p := (uint(v) + uint(s1[i]) + 1) >> 1
+					dr[i] = uint8((uint(dr[i]) + p + 1) >> 1)
 				}
 			} else {
-				for i := range dr {
-					p := (int(s[i]) + int(s[i+1]) + int(s2[i]) + int(s2[i+1]) + 2) >> 2
-					if avg {
-						p = (int(dr[i]) + p + 1) >> 1
-					}
-					dr[i] = uint8(p)
+				for i, v := range s {
+					dr[i] = uint8((uint(v) + uint(s1[i]) + 1) >> 1)
+				}
+			}
+		case hx == 0:
+			s2 := src[so+w : so+w+size : so+w+size]
+			s = s[:len(dr)]
+			s2 = s2[:len(dr)]
+			if avg {
+				for i, v := range s {
+					p := (uint(v) + uint(s2[i]) + 1) >> 1
+					dr[i] = uint8((uint(dr[i]) + p + 1) >> 1)
+				}
+			} else {
+				for i, v := range s {
+					dr[i] = uint8((uint(v) + uint(s2[i]) + 1) >> 1)
+				}
+			}
+		default:
+			s2 := src[so+w : so+w+size+1 : so+w+size+1]
+			s1 := s[1 : len(dr)+1]
+			s21 := s2[1 : len(dr)+1]
+			s = s[:len(dr)]
+			s2 = s2[:len(dr)]
+			if avg {
+				for i, v := range s {
+					p := (uint(v) + uint(s1[i]) + uint(s2[i]) + uint(s21[i]) + 2) >> 2
+					dr[i] = uint8((uint(dr[i]) + p + 1) >> 1)
+				}
+			} else {
+				for i, v := range s {
+					dr[i] = uint8((uint(v) + uint(s1[i]) + uint(s2[i]) + uint(s21[i]) + 2) >> 2)
 				}
 			}
 		}
