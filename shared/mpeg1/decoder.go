@@ -329,11 +329,12 @@ func (d *Decoder) decodeUnit() (bool, error) {
 			from = q + 3
 		}
 		if end < 0 {
+			// Resume the search where it stopped: from the last prefix
+			// whose code byte is missing, or the last bytes that could
+			// begin one.
+			had := len(d.es)
 			if d.fill() {
-				d.scan = max(4, len(d.es)-8)
-				if d.scan > from {
-					d.scan = from
-				}
+				d.scan = max(4, min(from, had-3))
 				continue
 			}
 			if !d.eof {
