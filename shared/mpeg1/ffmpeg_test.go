@@ -18,7 +18,9 @@ const mediaDir = "../../server/images/video/media"
 // against ffmpeg's decode. The two decoders differ only in their inverse
 // DCTs (ffmpeg's is an integer approximation, this one double precision),
 // whose ±1 differences the standard's mismatch control keeps from
-// drifting far within a group of pictures.
+// drifting far within a group of pictures. With ffmpeg 5.1 the committed
+// files reach at least 62.8 dB on every frame (means 68-72 dB; see the
+// test's log).
 const minPSNR = 50
 
 func mediaFiles(t testing.TB) []string {
