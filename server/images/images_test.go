@@ -27,7 +27,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []string{"desk", "download", "game", "kbuild", "testcard"}) {
+	if got := Names(); !slices.Equal(got, []string{"desk", "download", "game", "kbuild", "stream", "testcard", "video"}) {
 		t.Fatalf("Names() = %v", got)
 	}
 	img, err := Lookup("testcard")
