@@ -95,6 +95,23 @@ func (p *PendingSnapshot) Ready() bool {
 	}
 }
 
+// Wait blocks until Ready would say true, or timeout passes. A recorder on
+// virtual time uses it while the guest sleeps: its idle ticks cost no wall
+// time, so without waiting the session could end before the copy does.
+func (p *PendingSnapshot) Wait(timeout time.Duration) bool {
+	if p.finished {
+		return false
+	}
+	select {
+	case err := <-p.done:
+		p.result = err
+		p.done <- err
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
 // Finish completes the snapshot between two steps. It returns an error
 // (and no snapshot) when the background rounds did not converge within 30
 // rounds — the caller then stays in display mode, as the paper does — or

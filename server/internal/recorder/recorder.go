@@ -224,6 +224,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return err
 				}
 			}
+			if pending != nil && !o.Realtime && m.Asleep() {
+				pending.Wait(10 * time.Second) // idle virtual ticks would outrun the copy
+			}
 			if pending != nil && pending.Ready() {
 				err := finishSnapshot(m, w, dir, res, pending, flush)
 				pending = nil
