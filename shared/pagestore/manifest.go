@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"replaydesk/shared/internal/bindec"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/snapshot"
 )
@@ -229,44 +230,6 @@ func (m *Manifest) Hash() (Hash, error) {
 	return sha256.Sum256(b), nil
 }
 
-type mdec struct {
-	b   []byte
-	p   int
-	err error
-}
-
-func (d *mdec) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s at byte %d", ErrCorruptManifest, what, d.p)
-	}
-}
-
-func (d *mdec) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.p:])
-	if n <= 0 {
-		d.fail("bad " + what)
-		return 0
-	}
-	d.p += n
-	return v
-}
-
-func (d *mdec) bytes(n uint64, what string) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.p) {
-		d.fail(what + " runs past the end")
-		return nil
-	}
-	out := d.b[d.p : d.p+int(n)]
-	d.p += int(n)
-	return out
-}
-
 // DecodeManifest parses and verifies a manifest's encoding. It checks the
 // trailing checksum, then every structural rule Encode enforces, so a
 // manifest that decodes is one Encode would have produced.
@@ -278,100 +241,100 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptManifest)
 	}
-	d := &mdec{b: body}
-	if !bytes.Equal(d.bytes(8, "magic"), manifestMagic[:]) {
+	d := &bindec.Decoder{B: body, Kind: ErrCorruptManifest}
+	if !bytes.Equal(d.Bytes(8, "magic"), manifestMagic[:]) {
 		return nil, fmt.Errorf("%w: not a replaydesk manifest (bad magic)", ErrCorruptManifest)
 	}
 	m := &Manifest{}
-	copy(m.ModuleHash[:], d.bytes(32, "module hash"))
-	m.Tick = d.uvarint("tick")
-	m.Step = d.uvarint("step")
-	seg := d.uvarint("log segment")
-	off := d.uvarint("log offset")
+	copy(m.ModuleHash[:], d.Bytes(32, "module hash"))
+	m.Tick = d.Uvarint("tick")
+	m.Step = d.Uvarint("step")
+	seg := d.Uvarint("log segment")
+	off := d.Uvarint("log offset")
 	if seg > 1<<32-1 || off > 1<<63-1 {
-		d.fail("log position out of range")
+		d.Fail("log position out of range")
 	}
 	m.LogPos.Segment, m.LogPos.Offset = uint32(seg), int64(off)
-	m.LogPos.Tick = d.uvarint("log tick")
-	m.LogPos.Step = d.uvarint("log step")
-	ng := d.uvarint("global count")
+	m.LogPos.Tick = d.Uvarint("log tick")
+	m.LogPos.Step = d.Uvarint("log step")
+	ng := d.Uvarint("global count")
 	if ng > MaxGlobals {
-		d.fail("too many globals")
+		d.Fail("too many globals")
 	}
-	if gb := d.bytes(ng*8, "globals"); len(gb) > 0 {
+	if gb := d.Bytes(ng*8, "globals"); len(gb) > 0 {
 		m.Globals = make([]uint64, 0, ng)
 		for i := 0; i+8 <= len(gb); i += 8 {
 			m.Globals = append(m.Globals, binary.LittleEndian.Uint64(gb[i:]))
 		}
 	}
-	nd := d.uvarint("device length")
+	nd := d.Uvarint("device length")
 	if nd > MaxDevice {
-		d.fail("device state too large")
+		d.Fail("device state too large")
 	}
-	if dev := d.bytes(nd, "device state"); len(dev) > 0 {
+	if dev := d.Bytes(nd, "device state"); len(dev) > 0 {
 		m.Device = bytes.Clone(dev)
 	}
-	m.MemorySize = d.uvarint("memory size")
+	m.MemorySize = d.Uvarint("memory size")
 	if m.MemorySize > MaxMemory {
-		d.fail(fmt.Sprintf("memory size %d", m.MemorySize))
+		d.Fail(fmt.Sprintf("memory size %d", m.MemorySize))
 	}
 	n := uint64(m.NumPages())
-	np := d.uvarint("page count")
+	np := d.Uvarint("page count")
 	if np > n {
-		d.fail(fmt.Sprintf("%d pages listed for a memory of %d pages", np, n))
+		d.Fail(fmt.Sprintf("%d pages listed for a memory of %d pages", np, n))
 	}
 	// Each listed page needs at least one index byte and 32 hash bytes: a
 	// count the remaining bytes cannot hold is refused before allocating.
-	if d.err == nil && np*33 > uint64(len(body)-d.p) {
-		d.fail("page table runs past the end")
+	if d.Err == nil && np*33 > uint64(len(body)-d.P) {
+		d.Fail("page table runs past the end")
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if np > 0 {
 		m.Pages = make([]PageRef, np)
 	}
 	next := uint64(0)
 	for i := range m.Pages {
-		idx := next + d.uvarint("page index delta")
-		if d.err != nil {
-			return nil, d.err
+		idx := next + d.Uvarint("page index delta")
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		if idx >= n || idx < next { // beyond memory, or the delta overflowed
-			d.fail(fmt.Sprintf("page index %d beyond memory (%d pages)", idx, n))
-			return nil, d.err
+			d.Fail(fmt.Sprintf("page index %d beyond memory (%d pages)", idx, n))
+			return nil, d.Err
 		}
 		m.Pages[i].Index = uint32(idx)
 		next = idx + 1
 	}
 	for i := range m.Pages {
-		copy(m.Pages[i].Hash[:], d.bytes(32, "page hash"))
-		if d.err == nil && m.Pages[i].Hash == ZeroHash {
-			d.fail(fmt.Sprintf("page %d is the zero page, which manifests elide", m.Pages[i].Index))
+		copy(m.Pages[i].Hash[:], d.Bytes(32, "page hash"))
+		if d.Err == nil && m.Pages[i].Hash == ZeroHash {
+			d.Fail(fmt.Sprintf("page %d is the zero page, which manifests elide", m.Pages[i].Index))
 		}
 	}
-	nw := d.uvarint("working-set count")
-	if d.err == nil && (nw > n || nw > uint64(len(body)-d.p)) {
-		d.fail(fmt.Sprintf("working set of %d pages", nw))
+	nw := d.Uvarint("working-set count")
+	if d.Err == nil && (nw > n || nw > uint64(len(body)-d.P)) {
+		d.Fail(fmt.Sprintf("working set of %d pages", nw))
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if nw > 0 {
 		m.WorkingSet = make([]uint32, nw)
 	}
 	for i := range m.WorkingSet {
-		w := d.uvarint("working-set page")
-		if d.err == nil && w >= n {
-			d.fail(fmt.Sprintf("working-set page %d beyond memory (%d pages)", w, n))
+		w := d.Uvarint("working-set page")
+		if d.Err == nil && w >= n {
+			d.Fail(fmt.Sprintf("working-set page %d beyond memory (%d pages)", w, n))
 		}
 		m.WorkingSet[i] = uint32(w)
 	}
-	if d.err == nil && d.p != len(body) {
-		d.fail("trailing bytes")
+	if d.Err == nil && d.P != len(body) {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	return m, nil
 }

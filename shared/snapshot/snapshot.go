@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 
+	"replaydesk/shared/internal/bindec"
 	"replaydesk/shared/recordlog"
 )
 
@@ -133,44 +134,6 @@ func WriteFile(path string, s *Snapshot) error {
 	return os.Rename(tmp, path)
 }
 
-type decoder struct {
-	b   []byte
-	p   int
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s at byte %d", ErrCorrupt, what, d.p)
-	}
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.p:])
-	if n <= 0 {
-		d.fail("bad " + what)
-		return 0
-	}
-	d.p += n
-	return v
-}
-
-func (d *decoder) bytes(n uint64, what string) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.p) {
-		d.fail(what + " runs past the end")
-		return nil
-	}
-	out := d.b[d.p : d.p+int(n)]
-	d.p += int(n)
-	return out
-}
-
 // Decode parses a whole snapshot file's bytes. want all-zero accepts any
 // module; name is used in error messages.
 func Decode(b []byte, want recordlog.ModuleHash, name string) (*Snapshot, error) {
@@ -181,54 +144,54 @@ func Decode(b []byte, want recordlog.ModuleHash, name string) (*Snapshot, error)
 	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
 		return nil, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, name)
 	}
-	d := &decoder{b: body}
-	if !bytes.Equal(d.bytes(8, "magic"), magic[:]) {
+	d := &bindec.Decoder{B: body, Kind: ErrCorrupt}
+	if !bytes.Equal(d.Bytes(8, "magic"), magic[:]) {
 		return nil, fmt.Errorf("%w: %s: not a replaydesk snapshot (bad magic)", ErrCorrupt, name)
 	}
 	s := &Snapshot{}
-	copy(s.ModuleHash[:], d.bytes(32, "module hash"))
+	copy(s.ModuleHash[:], d.Bytes(32, "module hash"))
 	if want != (recordlog.ModuleHash{}) && want != s.ModuleHash {
 		return nil, &ModuleMismatchError{File: name, Want: want, Got: s.ModuleHash}
 	}
-	s.Tick = d.uvarint("tick")
-	s.Step = d.uvarint("step")
-	s.LogPos.Segment = uint32(d.uvarint("log segment"))
-	s.LogPos.Offset = int64(d.uvarint("log offset"))
-	s.LogPos.Tick = d.uvarint("log tick")
-	s.LogPos.Step = d.uvarint("log step")
-	ng := d.uvarint("global count")
+	s.Tick = d.Uvarint("tick")
+	s.Step = d.Uvarint("step")
+	s.LogPos.Segment = uint32(d.Uvarint("log segment"))
+	s.LogPos.Offset = int64(d.Uvarint("log offset"))
+	s.LogPos.Tick = d.Uvarint("log tick")
+	s.LogPos.Step = d.Uvarint("log step")
+	ng := d.Uvarint("global count")
 	if ng > MaxGlobals {
-		d.fail("too many globals")
+		d.Fail("too many globals")
 	}
-	gb := d.bytes(ng*8, "globals")
+	gb := d.Bytes(ng*8, "globals")
 	for i := 0; i+8 <= len(gb); i += 8 {
 		s.Globals = append(s.Globals, binary.LittleEndian.Uint64(gb[i:]))
 	}
-	nd := d.uvarint("device length")
+	nd := d.Uvarint("device length")
 	if nd > MaxDevice {
-		d.fail("device state too large")
+		d.Fail("device state too large")
 	}
-	s.Device = append([]byte(nil), d.bytes(nd, "device state")...)
-	size := d.uvarint("memory size")
+	s.Device = append([]byte(nil), d.Bytes(nd, "device state")...)
+	size := d.Uvarint("memory size")
 	if size > MaxMemory || size%PageSize != 0 {
-		d.fail(fmt.Sprintf("memory size %d", size))
+		d.Fail(fmt.Sprintf("memory size %d", size))
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%s: %w", name, d.err)
+	if d.Err != nil {
+		return nil, fmt.Errorf("%s: %w", name, d.Err)
 	}
 	pages := int(size / PageSize)
-	bitmap := d.bytes(uint64((pages+7)/8), "page bitmap")
+	bitmap := d.Bytes(uint64((pages+7)/8), "page bitmap")
 	s.Memory = make([]byte, size)
-	for i := 0; i < pages && d.err == nil; i++ {
+	for i := 0; i < pages && d.Err == nil; i++ {
 		if bitmap[i/8]&(1<<(i%8)) != 0 {
-			copy(s.Memory[i*PageSize:], d.bytes(PageSize, fmt.Sprintf("page %d", i)))
+			copy(s.Memory[i*PageSize:], d.Bytes(PageSize, fmt.Sprintf("page %d", i)))
 		}
 	}
-	if d.err == nil && d.p != len(body) {
-		d.fail("trailing bytes")
+	if d.Err == nil && d.P != len(body) {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%s: %w", name, d.err)
+	if d.Err != nil {
+		return nil, fmt.Errorf("%s: %w", name, d.Err)
 	}
 	return s, nil
 }
