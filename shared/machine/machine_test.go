@@ -355,35 +355,7 @@ func TestGuestErrorIsReportedNotHidden(t *testing.T) {
 func TestSnapshotRestoreReplay(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	log := &memLog{}
-	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Record, Params: params(abi.DiskSnapshotted), Sink: log,
-		Disk: testDisk(), Net: endpoints.NewHost()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
-	in := typing()
-	var snap *snapshot.Snapshot
-	var snapIdx int
-	var snapState uint64
-	for i := 0; i < 200; i++ {
-		m.Input(in[i]...)
-		if _, err := m.Advance(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if i == 99 {
-			if err := m.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			if snap, err = m.Snapshot(); err != nil {
-				t.Fatal(err)
-			}
-			snapIdx, snapState = len(log.recs), m.StateHash()
-		}
-	}
-	m.Sync()
-	m.Checkpoint(true)
-	final := m.StateHash()
+	log, snap, snapIdx, snapState, final := snapshotMidway(t, e)
 
 	// Through the file format and back, as another process would read it.
 	var buf bytes.Buffer
@@ -483,10 +455,13 @@ func TestBackgroundSnapshotEqualsStopTheWorld(t *testing.T) {
 	t.Logf("%d steps ran during %d rounds (pages per round %v); stall %v for %d pages", steps, st.Rounds, st.Copied, st.Stall, st.StallPages)
 }
 
-func snapshotMidway(t *testing.T, e *machine.Engine) (*memLog, *snapshot.Snapshot, int, uint64) {
+// snapshotMidway records 200 ticks of the probe with a snapshot after tick
+// 60; it returns the log, the snapshot, the log index it continues from, the
+// state hash at the snapshot and the final state hash.
+func snapshotMidway(t *testing.T, e *machine.Engine) (log *memLog, snap *snapshot.Snapshot, idx int, snapState, final uint64) {
 	t.Helper()
 	ctx := context.Background()
-	log := &memLog{}
+	log = &memLog{}
 	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Record, Params: params(abi.DiskSnapshotted), Sink: log,
 		Disk: testDisk(), Net: endpoints.NewHost()})
 	if err != nil {
@@ -494,8 +469,6 @@ func snapshotMidway(t *testing.T, e *machine.Engine) (*memLog, *snapshot.Snapsho
 	}
 	defer m.Close(ctx)
 	in := typing()
-	var snap *snapshot.Snapshot
-	var idx int
 	for i := 0; i < 200; i++ {
 		m.Input(in[i]...)
 		if _, err := m.Advance(ctx); err != nil {
@@ -506,19 +479,19 @@ func snapshotMidway(t *testing.T, e *machine.Engine) (*memLog, *snapshot.Snapsho
 			if snap, err = m.Snapshot(); err != nil {
 				t.Fatal(err)
 			}
-			idx = len(log.recs)
+			idx, snapState = len(log.recs), m.StateHash()
 		}
 	}
 	m.Sync()
 	m.Checkpoint(true)
-	return log, snap, idx, m.StateHash()
+	return log, snap, idx, snapState, m.StateHash()
 }
 
 // Lazy and eager restores replay to identical hashes.
 func TestLazyRestoreReplaysLikeEager(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	log, snap, idx, final := snapshotMidway(t, e)
+	log, snap, idx, _, final := snapshotMidway(t, e)
 	cfg := machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: log, Disk: testDisk()}
 	log.pos = idx
 	m, err := machine.RestoreLazy(ctx, e, cfg, snap, machine.LazyOptions{Readahead: machine.DefaultReadahead})
@@ -550,7 +523,7 @@ func TestLazyRestoreReplaysLikeEager(t *testing.T) {
 func TestLazyRestorePageServerDeath(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	log, snap, idx, _ := snapshotMidway(t, e)
+	log, snap, idx, _, _ := snapshotMidway(t, e)
 	log.pos = idx
 	m, err := machine.RestoreLazy(ctx, e, machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: log, Disk: testDisk()},
 		snap, machine.LazyOptions{})
