@@ -101,6 +101,19 @@ func TestServeLiveSessionAndReplayIt(t *testing.T) {
 		seq = next
 	}
 
+	// A scraper sees the session's counters.
+	mr, err := client.Get(url + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mr.Body)
+	mr.Body.Close()
+	for _, want := range []string{"# TYPE replaydesk_steps_total counter", "replaydesk_input_events_total 5", "replaydesk_log_bytes_total "} {
+		if !strings.Contains(string(mb), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, mb)
+		}
+	}
+
 	// Stop it as a user would; the recording is sealed and replays.
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)

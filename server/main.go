@@ -24,6 +24,7 @@ import (
 
 	"replaydesk/server/images"
 	"replaydesk/server/internal/liveview"
+	"replaydesk/server/internal/metrics"
 	"replaydesk/server/internal/recorder"
 	"replaydesk/server/internal/sessionhttp"
 	"replaydesk/shared/abi"
@@ -142,7 +143,11 @@ func serveCmd(ctx context.Context, args []string) {
 	}
 	input := make(chan abi.Event, 4096)
 	view := liveview.New(input, log)
-	srv := &http.Server{Handler: view.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	reg := metrics.NewRegistry()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", reg.Handler())
+	mux.Handle("/", view.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -152,7 +157,7 @@ func serveCmd(ctx context.Context, args []string) {
 	log.Info().Str("url", url).Str("image", img.Name).Str("recording", dir).Msg("serving")
 	res, err := recorder.Run(ctx, recorder.Options{
 		Image: img, Out: dir, Realtime: true, DiskMode: abi.DiskSnapshotted, Log: log,
-		SnapshotEvery: 5 * time.Minute, Inject: input,
+		SnapshotEvery: 5 * time.Minute, Inject: input, Metrics: reg,
 		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"replaydesk/server/images"
+	"replaydesk/server/internal/metrics"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/endpoints"
 	"replaydesk/shared/inputscript"
@@ -46,6 +47,8 @@ type Options struct {
 	// OnFrame is called after each step that presented, with the frame and
 	// a view of its pixels valid only during the call.
 	OnFrame func(f machine.Frame, pixels []byte)
+	// Metrics, if set, receives the session's counters (served at /metrics).
+	Metrics *metrics.Registry
 	// FlushEvery ends a log block each this many ticks (default 30).
 	FlushEvery uint64
 	Console    io.Writer
@@ -150,6 +153,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var stepDur []time.Duration
 	var pending *machine.PendingSnapshot
+	mt := newSessionMetrics(o.Metrics)
 	start := time.Now()
 	lastProgress := start
 	tickAt := func(t uint64) time.Duration { return time.Duration(t) * period }
@@ -234,6 +238,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return err
 				}
 			}
+			if mt != nil {
+				mt.update(m, w, res, ran)
+			}
 			if o.Progress != nil && time.Since(lastProgress) >= o.ProgressEvery {
 				lastProgress = time.Now()
 				o.Progress(Progress{Ticks: next, TotalTicks: total, LogBytes: w.Bytes(), Wall: time.Since(start)})
@@ -310,4 +317,38 @@ func quantileMs(d []time.Duration, q float64) float64 {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
+}
+
+// sessionMetrics are the recorder's figures a scraper sees.
+type sessionMetrics struct {
+	ticks, steps, logBytes, inputs, snapshots, stall, stepSeconds *metrics.Value
+}
+
+func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
+	if r == nil {
+		return nil
+	}
+	return &sessionMetrics{
+		ticks:       r.Counter("replaydesk_ticks_total", "Ticks of virtual time elapsed in the session."),
+		steps:       r.Counter("replaydesk_steps_total", "Guest steps run (ticks minus idle ticks)."),
+		logBytes:    r.Counter("replaydesk_log_bytes_total", "Bytes written to the session's record log."),
+		inputs:      r.Counter("replaydesk_input_events_total", "Input events delivered to the guest."),
+		snapshots:   r.Counter("replaydesk_snapshots_total", "Snapshots taken."),
+		stall:       r.Gauge("replaydesk_snapshot_stall_seconds", "How long the last snapshot stopped the guest."),
+		stepSeconds: r.Gauge("replaydesk_step_seconds", "Wall time of the last guest step."),
+	}
+}
+
+func (s *sessionMetrics) update(m *machine.Machine, w *recordlog.Writer, res *Result, ran bool) {
+	s.ticks.Set(float64(m.Ticks()))
+	s.steps.Set(float64(m.Steps()))
+	s.logBytes.Set(float64(w.Bytes()))
+	s.inputs.Set(float64(res.InputEvents))
+	s.snapshots.Set(float64(res.Snapshots))
+	if n := len(res.SnapshotStallMs); n > 0 {
+		s.stall.Set(res.SnapshotStallMs[n-1] / 1000)
+	}
+	if ran {
+		s.stepSeconds.Set(m.Stats().LastStepDuration.Seconds())
+	}
 }

@@ -1,0 +1,90 @@
+// Package metrics keeps a server's counters and gauges and serves them in the
+// Prometheus text exposition format (version 0.0.4), so any Prometheus-
+// compatible scraper can read them at /metrics.
+//
+// It is deliberately tiny — named atomic values and a writer — and must not
+// know what the numbers mean: the packages that own them update them.
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Value is one metric: a counter (only grows) or a gauge.
+type Value struct {
+	name, help, kind string
+	bits             atomic.Uint64 // float64 bits
+}
+
+// Set sets the value (gauges; counters set from a monotonic source).
+func (v *Value) Set(x float64) { v.bits.Store(math.Float64bits(x)) }
+
+// Add adds d atomically.
+func (v *Value) Add(d float64) {
+	for {
+		old := v.bits.Load()
+		if v.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+d)) {
+			return
+		}
+	}
+}
+
+// Get returns the value.
+func (v *Value) Get() float64 { return math.Float64frombits(v.bits.Load()) }
+
+// Registry is a set of named metrics.
+type Registry struct {
+	mu     sync.Mutex
+	values map[string]*Value
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{values: map[string]*Value{}} }
+
+func (r *Registry) get(name, help, kind string) *Value {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.values[name]; ok {
+		return v
+	}
+	v := &Value{name: name, help: help, kind: kind}
+	r.values[name] = v
+	return v
+}
+
+// Counter returns the counter called name, creating it.
+func (r *Registry) Counter(name, help string) *Value { return r.get(name, help, "counter") }
+
+// Gauge returns the gauge called name, creating it.
+func (r *Registry) Gauge(name, help string) *Value { return r.get(name, help, "gauge") }
+
+// Write writes every metric in the text format, sorted by name.
+func (r *Registry) Write(w io.Writer) error {
+	r.mu.Lock()
+	vs := make([]*Value, 0, len(r.values))
+	for _, v := range r.values {
+		vs = append(vs, v)
+	}
+	r.mu.Unlock()
+	sort.Slice(vs, func(i, j int) bool { return vs[i].name < vs[j].name })
+	for _, v := range vs {
+		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", v.name, v.help, v.name, v.kind, v.name, v.Get()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler serves the registry.
+func (r *Registry) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		r.Write(w)
+	})
+}
