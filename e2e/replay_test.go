@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -46,6 +47,27 @@ func TestRecordReplayAcrossProcesses(t *testing.T) {
 	if r.Steps != rec.Steps {
 		t.Fatalf("from snapshot 2: step count %d, want %d", r.Steps, rec.Steps)
 	}
+
+	// Each snapshot carries its working set (pages written in the second
+	// after it), and a lazy restore prefetches it.
+	var meta struct {
+		Snapshots []struct {
+			WorkingSet []uint32 `json:"working_set"`
+		} `json:"snapshots"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "session.json"))
+	if err := json.Unmarshal(b, &meta); err != nil || len(meta.Snapshots) != 2 || len(meta.Snapshots[1].WorkingSet) == 0 {
+		t.Fatalf("no working sets in session.json: %v %s", err, b)
+	}
+	out, stderr, code := run(t, nil, clientBin, "replay", "--from-snapshot", "2", "--lazy", dir)
+	var lazy struct {
+		replayResult
+		PrefetchPages int `json:"prefetch_pages"`
+	}
+	if json.Unmarshal(out, &lazy) != nil || code != 0 || lazy.PrefetchPages != len(meta.Snapshots[1].WorkingSet) {
+		t.Fatalf("lazy replay: exit %d %s\n%s", code, out, stderr)
+	}
+	check("lazy from snapshot 2", lazy.replayResult, stderr, code)
 
 	frames := filepath.Join(t.TempDir(), "frames")
 	r, stderr, code = replay(t, nil, "--from-snapshot", "1", "--frames", frames, "--every", "60", dir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"replaydesk/shared/machine/internal/dirty"
@@ -180,4 +181,44 @@ func (p *PendingSnapshot) Abort() {
 		p.tracker.Close()
 	}
 	p.m.pending = nil
+}
+
+// WriteTracker records which pages of guest memory the guest writes from its
+// start until Stop: after a snapshot, that is the working set a lazy restore
+// should prefetch (reads are not seen, so it is an approximation).
+type WriteTracker struct {
+	t     *dirty.Tracker
+	pages map[uint32]struct{}
+}
+
+// TrackWrites starts a WriteTracker. It needs userfaultfd and no other
+// tracking of the region at the same time (no snapshot under way, no lazy
+// restore still serving pages).
+func (m *Machine) TrackWrites() (*WriteTracker, error) {
+	if m.pending != nil || m.lazy != nil {
+		return nil, errors.New("machine: guest memory is already being tracked")
+	}
+	t, err := dirty.New(m.mem.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return &WriteTracker{t: t, pages: map[uint32]struct{}{}}, nil
+}
+
+// Stop ends tracking and returns the pages written, in ascending order.
+func (w *WriteTracker) Stop() ([]uint32, error) {
+	defer w.t.Close()
+	if _, err := w.t.Scan(func(first, n int) {
+		for p := first; p < first+n; p++ {
+			w.pages[uint32(p)] = struct{}{}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]uint32, 0, len(w.pages))
+	for p := range w.pages {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -316,11 +316,11 @@ func TestRepeatSession(t *testing.T) {
 		}
 		changed++
 	}
-	m1, _, err := pageservice.Publish(srv.st, s1)
+	m1, _, err := pageservice.Publish(srv.st, s1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, _, err := pageservice.Publish(srv.st, s2)
+	m2, _, err := pageservice.Publish(srv.st, s2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ type fixture struct {
 func newFixture(t testing.TB, pages int) *fixture {
 	f := &fixture{st: pagestore.NewMemStore(), idx: NewSessionIndex(), s: testSnapshot(pages, 1)}
 	var err error
-	f.m, f.mh, err = Publish(f.st, f.s)
+	f.m, f.mh, err = Publish(f.st, f.s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,11 +52,13 @@ type Publisher interface {
 	PutManifest(m *pagestore.Manifest) (pagestore.Hash, error)
 }
 
-// Publish stores s's pages (those the store lacks) and its manifest, and
+// Publish stores s's pages (those the store lacks) and its manifest, with
+// the working set a lazy restore should prefetch (may be nil), and
 // returns the manifest and its hash. Pages are compressed in parallel:
 // compression, not hashing, is most of the cost.
-func Publish(st Publisher, s *snapshot.Snapshot) (*pagestore.Manifest, pagestore.Hash, error) {
+func Publish(st Publisher, s *snapshot.Snapshot, workingSet []uint32) (*pagestore.Manifest, pagestore.Hash, error) {
 	m, pages := pagestore.ManifestFromSnapshot(s)
+	m.WorkingSet = workingSet
 	work := make(chan pagestore.Hash)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -101,11 +103,11 @@ func PublishSessionDir(d *sessiondir.Dir, id string, st Publisher, idx *SessionI
 	}
 	idx.AddSession(id)
 	for n := 1; n <= len(d.Meta.Snapshots); n++ {
-		s, _, err := d.Snapshot(n)
+		s, info, err := d.Snapshot(n)
 		if err != nil {
 			return err
 		}
-		m, h, err := Publish(st, s)
+		m, h, err := Publish(st, s, info.WorkingSet)
 		if err != nil {
 			return fmt.Errorf("publishing snapshot %d of %s: %w", n, d.Path, err)
 		}

@@ -47,6 +47,9 @@ type SnapshotInfo struct {
 	Tick   uint64        `json:"tick"`
 	Step   uint64        `json:"step"`
 	LogPos recordlog.Pos `json:"log_pos"`
+	// WorkingSet lists the pages the guest wrote soon after the snapshot,
+	// in order of page number: what a lazy restore prefetches.
+	WorkingSet []uint32 `json:"working_set,omitempty"`
 }
 
 // Dir is an open session directory.
@@ -151,6 +154,15 @@ func (d *Dir) AddSnapshot(s *snapshot.Snapshot) (SnapshotInfo, error) {
 	return info, d.SaveMeta()
 }
 
+// SetWorkingSet records snapshot n's working set.
+func (d *Dir) SetWorkingSet(n int, pages []uint32) error {
+	if n < 1 || n > len(d.Meta.Snapshots) {
+		return fmt.Errorf("%s has no snapshot %d", d.Path, n)
+	}
+	d.Meta.Snapshots[n-1].WorkingSet = pages
+	return d.SaveMeta()
+}
+
 // Snapshot reads snapshot n (1-based) and checks it belongs to the module.
 func (d *Dir) Snapshot(n int) (*snapshot.Snapshot, SnapshotInfo, error) {
 	if n < 1 || n > len(d.Meta.Snapshots) {
@@ -160,6 +172,11 @@ func (d *Dir) Snapshot(n int) (*snapshot.Snapshot, SnapshotInfo, error) {
 	s, err := snapshot.ReadFile(filepath.Join(d.Path, info.File), d.ModuleHash())
 	if err != nil {
 		return nil, info, err
+	}
+	for _, p := range info.WorkingSet {
+		if uint64(p) >= uint64(len(s.Memory)/snapshot.PageSize) {
+			return nil, info, fmt.Errorf("%s: snapshot %d's working set names page %d, beyond its memory", d.Path, n, p)
+		}
 	}
 	if s.Tick != info.Tick || s.Step != info.Step || s.LogPos != info.LogPos {
 		return nil, info, fmt.Errorf("%s: snapshot %d does not match its index entry", d.Path, n)

@@ -120,32 +120,32 @@ func (r *remote) mirror(ctx context.Context, dir string) error {
 
 // snapshot assembles snapshot n from its manifest, fetching only the pages
 // the cache lacks.
-func (r *remote) snapshot(ctx context.Context, n int, want recordlog.ModuleHash) (*snapshot.Snapshot, *FetchResult, error) {
+func (r *remote) snapshot(ctx context.Context, n int, want recordlog.ModuleHash) (*snapshot.Snapshot, []uint32, *FetchResult, error) {
 	list, err := r.pages.Snapshots(ctx, r.id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if n < 1 || n > len(list) {
-		return nil, nil, fmt.Errorf("session %s has %d snapshots; there is no snapshot %d", r.id, len(list), n)
+		return nil, nil, nil, fmt.Errorf("session %s has %d snapshots; there is no snapshot %d", r.id, len(list), n)
 	}
 	mh, err := pagestore.ParseHash(list[n-1].Manifest)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	m, err := r.pages.Manifest(ctx, mh)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if m.ModuleHash != want {
-		return nil, nil, &snapshot.ModuleMismatchError{File: "manifest " + mh.String(), Want: want, Got: m.ModuleHash}
+		return nil, nil, nil, &snapshot.ModuleMismatchError{File: "manifest " + mh.String(), Want: want, Got: m.ModuleHash}
 	}
 	h0, m0, _ := r.fetcher.Stats()
 	s, err := pagestore.AssembleFrom(ctx, m, r.fetcher, 256)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h1, m1, _ := r.fetcher.Stats()
-	return s, &FetchResult{PagesInSnapshot: m.NumPages(), PagesFetched: int(m1 - m0), PagesFromCache: int(h1 - h0)}, nil
+	return s, m.WorkingSet, &FetchResult{PagesInSnapshot: m.NumPages(), PagesFetched: int(m1 - m0), PagesFromCache: int(h1 - h0)}, nil
 }
 
 // FetchResult says what a remote snapshot cost.

@@ -64,7 +64,8 @@ type Result struct {
 	FirstFrameMs   float64      `json:"first_frame_ms"` // restore done to the first step's frame
 	Lazy           *LazyResult  `json:"lazy,omitempty"` // paging figures of a lazy restore
 	LazyFallback   string       `json:"lazy_fallback,omitempty"`
-	Fetch          *FetchResult `json:"fetch,omitempty"` // pages of a remote snapshot
+	Fetch          *FetchResult `json:"fetch,omitempty"`          // pages of a remote snapshot
+	PrefetchPages  int          `json:"prefetch_pages,omitempty"` // working set a lazy restore prefetched
 }
 
 // Run replays. A divergence is not an error: it is in the Result, with the
@@ -122,10 +123,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var m *machine.Machine
 	if o.FromSnapshot > 0 {
 		var s *snapshot.Snapshot
+		var workingSet []uint32
 		if rem != nil {
-			s, res.Fetch, err = rem.snapshot(ctx, o.FromSnapshot, dir.ModuleHash())
+			s, workingSet, res.Fetch, err = rem.snapshot(ctx, o.FromSnapshot, dir.ModuleHash())
 		} else {
-			s, _, err = dir.Snapshot(o.FromSnapshot)
+			var info sessiondir.SnapshotInfo
+			s, info, err = dir.Snapshot(o.FromSnapshot)
+			workingSet = info.WorkingSet
 		}
 		if err != nil {
 			return nil, err
@@ -134,7 +138,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("seeking the log to snapshot %d: %w", o.FromSnapshot, err)
 		}
 		if o.Lazy {
-			m, err = machine.RestoreLazy(ctx, eng, cfg, s, machine.LazyOptions{Readahead: o.Readahead})
+			prefetch := make([]int, len(workingSet))
+			for i, p := range workingSet {
+				prefetch[i] = int(p)
+			}
+			res.PrefetchPages = len(prefetch)
+			m, err = machine.RestoreLazy(ctx, eng, cfg, s, machine.LazyOptions{Readahead: o.Readahead, Prefetch: prefetch})
 			if errors.Is(err, machine.ErrLazyUnavailable) {
 				o.Log.Warn().Err(err).Msg("lazy restore unavailable here: restoring eagerly (every page copied first)")
 				res.LazyFallback = err.Error()

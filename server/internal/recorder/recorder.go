@@ -153,6 +153,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var stepDur []time.Duration
 	var pending *machine.PendingSnapshot
+	var ws *workingSet
+	var wsUntil uint64
 	mt := newSessionMetrics(o.Metrics)
 	start := time.Now()
 	lastProgress := start
@@ -223,6 +225,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return err
 				}
 			}
+			if ws != nil && (next >= wsUntil || next%snapEvery == 0) {
+				if err := ws.finish(m, dir); err != nil {
+					return err
+				}
+				ws = nil
+			}
 			if snapEvery > 0 && next%snapEvery == 0 && next < total && pending == nil {
 				if pending, err = m.StartSnapshot(); err != nil {
 					return err
@@ -237,6 +245,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if err != nil {
 					return err
 				}
+				// Record what the guest writes in the next second: the
+				// snapshot's working set, for lazy restores to prefetch.
+				if t, err := m.TrackWrites(); err == nil {
+					ws, wsUntil = &workingSet{t: t, n: res.Snapshots}, next+uint64(p.TickHz)
+				}
 			}
 			if mt != nil {
 				mt.update(m, w, res, ran)
@@ -250,6 +263,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 	if pending != nil { // requested too late in the session to finish
 		pending.Abort()
+	}
+	if ws != nil && runErr == nil {
+		runErr = ws.finish(m, dir)
 	}
 	if runErr == nil {
 		runErr = m.Sync()
@@ -351,4 +367,18 @@ func (s *sessionMetrics) update(m *machine.Machine, w *recordlog.Writer, res *Re
 	if ran {
 		s.stepSeconds.Set(m.Stats().LastStepDuration.Seconds())
 	}
+}
+
+// workingSet is the write tracking that follows snapshot n.
+type workingSet struct {
+	t *machine.WriteTracker
+	n int
+}
+
+func (ws *workingSet) finish(m *machine.Machine, dir *sessiondir.Dir) error {
+	pages, err := ws.t.Stop()
+	if err != nil {
+		return nil // a missing working set only costs prefetching
+	}
+	return dir.SetWorkingSet(ws.n, pages)
 }
