@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,7 @@ func TestRemoteLazyReplayAndRepeatSession(t *testing.T) {
 		t.Fatalf("server serve printed %v\n%s", urls, stderr.String())
 	}
 	cache := filepath.Join(tmp, "cache")
-	run := func(id string) (replayResult, fetchResult, lazyResult) {
+	replayRemote := func(id string) (replayResult, fetchResult, lazyResult) {
 		t.Helper()
 		url := urls[id]
 		o, errs, code := run(t, nil, clientBin, "replay", "--cache-dir", cache, "--from-snapshot", "1", "--lazy", url)
@@ -68,14 +69,14 @@ func TestRemoteLazyReplayAndRepeatSession(t *testing.T) {
 		}
 		return r.replayResult, *r.Fetch, *r.Lazy
 	}
-	_, first, lazy := run("first")
+	_, first, lazy := replayRemote("first")
 	if first.PagesFetched == 0 || first.PagesFetched+first.PagesFromCache > first.PagesInSnapshot {
 		t.Fatalf("first session: %+v", first)
 	}
 	if lazy.Faults == 0 || lazy.ServedByFault > lazy.Pages {
 		t.Fatalf("lazy paging: %+v", lazy)
 	}
-	_, repeat, _ := run("repeat")
+	_, repeat, _ := replayRemote("repeat")
 	// Pages are content-addressed: only what differs between the two
 	// sessions crosses the network the second time. (The test card differs
 	// on purpose between sessions — wall-clock date, random noise, the Go
@@ -83,6 +84,19 @@ func TestRemoteLazyReplayAndRepeatSession(t *testing.T) {
 	// the benchmark suite measures the images.)
 	if repeat.PagesFromCache == 0 || repeat.PagesFetched*2 > first.PagesFetched {
 		t.Fatalf("repeat session fetched %d pages (%d from the cache), the first %d", repeat.PagesFetched, repeat.PagesFromCache, first.PagesFetched)
+	}
+	// From the start, with no snapshot: the disk's frozen blocks come on
+	// demand like pages; no disk image is downloaded.
+	o, errs, code := run(t, nil, clientBin, "replay", "--cache-dir", cache, urls["first"])
+	var fromStart struct {
+		replayResult
+		DiskBlocksRead int `json:"disk_blocks_read"`
+	}
+	if code != 0 || json.Unmarshal(o, &fromStart) != nil || fromStart.FinalStateHash != recs["first"].FinalStateHash || fromStart.DiskBlocksRead == 0 {
+		t.Fatalf("replay from the start: exit %d %s\n%s", code, o, errs)
+	}
+	if imgs, _ := filepath.Glob(filepath.Join(cache, "sessions", "*", "disk.img")); len(imgs) != 0 {
+		t.Fatalf("the client downloaded the disk image: %v", imgs)
 	}
 	t.Logf("first session fetched %d pages; the repeat %d (%.1f%% less), %d from the cache",
 		first.PagesFetched, repeat.PagesFetched, 100*(1-float64(repeat.PagesFetched)/float64(first.PagesFetched)), repeat.PagesFromCache)

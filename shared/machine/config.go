@@ -132,12 +132,21 @@ type Config struct {
 	// length must be Params.DiskBlocks * abi.BlockSize. Replay in replayed
 	// mode needs none.
 	Disk []byte
+	// DiskSource serves the frozen base image block by block when Disk is
+	// nil in snapshotted mode: a remote replayer fetches only the blocks the
+	// guest reads. A block it cannot deliver stops the machine.
+	DiskSource BlockSource
 	// Net opens endpoints in live and record modes. Replay never calls it.
 	Net NetHost
 	// Console receives console and stdout/stderr text in every mode (it is
 	// deterministic output, so a replayer may show it too). Nil drops it.
 	Console io.Writer
 	Log     zerolog.Logger
+}
+
+// BlockSource delivers blocks of a disk image (abi.BlockSize bytes each).
+type BlockSource interface {
+	Block(n uint64) ([]byte, error)
 }
 
 // NetHost opens the named endpoints a session allows.

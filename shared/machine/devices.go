@@ -3,6 +3,7 @@ package machine
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"slices"
@@ -142,14 +143,14 @@ func init() {
 					c.ret(e)
 					return
 				}
-				c.write(c.u32(1), c.m.dev.block(c.u64(0)))
+				c.write(c.u32(1), c.block(c.u64(0)))
 				c.ret(0)
 			},
 			live: func(c *call) outcome {
 				if e := c.diskCheck(); e != 0 {
 					return outcome{ret: errnoRet(e)}
 				}
-				return outcome{data: slices.Clone(c.m.dev.block(c.u64(0)))}
+				return outcome{data: slices.Clone(c.block(c.u64(0)))}
 			},
 			apply: func(c *call, o outcome) {
 				if o.ret != 0 {
@@ -302,11 +303,26 @@ func (c *call) diskCheck() int32 {
 	return 0
 }
 
-func (d *devices) block(n uint64) []byte {
+// block returns disk block n as the guest sees it: its overlay copy, the
+// base image's, or the block source's. A block the source cannot deliver
+// stops the machine (the recording read it, so an error here would diverge).
+func (c *call) block(n uint64) []byte {
+	d := &c.m.dev
 	if b, ok := d.overlay[n]; ok {
 		return b
 	}
-	return d.disk[n*abi.BlockSize : (n+1)*abi.BlockSize]
+	if d.disk != nil {
+		return d.disk[n*abi.BlockSize : (n+1)*abi.BlockSize]
+	}
+	b, err := d.cfg.DiskSource.Block(n)
+	if err == nil && len(b) != abi.BlockSize {
+		err = fmt.Errorf("%d bytes", len(b))
+	}
+	if err != nil {
+		c.m.fault = fmt.Errorf("machine: disk block %d: %w", n, err)
+		panic(c.m.fault)
+	}
+	return b
 }
 
 func (c *call) stream(h int32) (Stream, int32) {

@@ -145,6 +145,9 @@ func validateConfig(cfg *Config) error {
 	switch p.DiskMode {
 	case abi.DiskNone:
 	case abi.DiskSnapshotted:
+		if cfg.Disk == nil && cfg.DiskSource != nil && cfg.Mode == Replay {
+			break // blocks on demand
+		}
 		if uint64(len(cfg.Disk)) != p.DiskBlocks*abi.BlockSize {
 			return fmt.Errorf("machine: disk image is %d bytes, the parameters say %d blocks of %d", len(cfg.Disk), p.DiskBlocks, abi.BlockSize)
 		}

@@ -557,3 +557,43 @@ func TestLazyRestorePageServerDeath(t *testing.T) {
 		t.Fatal("replay hung after the page server died")
 	}
 }
+
+// blocks is a BlockSource over an image that can be told to fail.
+type blocks struct {
+	img   []byte
+	reads int
+	fail  bool
+}
+
+func (b *blocks) Block(n uint64) ([]byte, error) {
+	if b.fail {
+		return nil, errors.New("network unreachable")
+	}
+	b.reads++
+	return b.img[n*abi.BlockSize : (n+1)*abi.BlockSize], nil
+}
+
+// A replayer may get the snapshotted disk's frozen blocks on demand; a
+// block that cannot be delivered stops the machine, never a silent guess.
+func TestDiskBlocksOnDemand(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	rec := record(t, e, abi.DiskSnapshotted, 60, typing())
+	for _, fail := range []bool{false, true} {
+		src := &blocks{img: testDisk(), fail: fail}
+		rec.log.pos = 0
+		m, err := machine.New(ctx, e, machine.Config{Mode: machine.Replay, Params: params(abi.DiskSnapshotted), Source: rec.log, DiskSource: src})
+		if err == nil {
+			for err == nil {
+				_, err = m.ReplayNext(ctx)
+			}
+			defer m.Close(ctx)
+		}
+		if !fail && (!errors.Is(err, machine.ErrEndOfLog) || src.reads == 0 || m.StateHash() != rec.stateHash) {
+			t.Fatalf("on-demand disk: %v after %d block reads", err, src.reads)
+		}
+		if fail && (err == nil || !strings.Contains(err.Error(), "network unreachable") || !strings.Contains(err.Error(), "disk block")) {
+			t.Fatalf("a failing block source: %v", err)
+		}
+	}
+}

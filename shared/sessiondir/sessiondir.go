@@ -111,7 +111,13 @@ func (d *Dir) SaveMeta() error {
 
 // Open reads and verifies a session directory: the module and the disk
 // must match the hashes session.json names.
-func Open(path string) (*Dir, error) {
+func Open(path string) (*Dir, error) { return open(path, true) }
+
+// OpenWithoutDisk is Open for a replayer that gets the disk's blocks
+// elsewhere (on demand from a page service): disk.img need not be there.
+func OpenWithoutDisk(path string) (*Dir, error) { return open(path, false) }
+
+func open(path string, withDisk bool) (*Dir, error) {
 	b, err := os.ReadFile(filepath.Join(path, "session.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s is not a session directory (no session.json)", path)
@@ -132,7 +138,7 @@ func Open(path string) (*Dir, error) {
 	if got := hexSum(d.Module); got != d.Meta.ModuleSHA256 {
 		return nil, fmt.Errorf("%s/module.wasm has SHA-256 %s, session.json says %s", path, got, d.Meta.ModuleSHA256)
 	}
-	if d.Meta.DiskSHA256 != "" {
+	if d.Meta.DiskSHA256 != "" && withDisk {
 		if d.Disk, err = os.ReadFile(filepath.Join(path, "disk.img")); err != nil {
 			return nil, err
 		}

@@ -91,9 +91,7 @@ func (r *remote) mirror(ctx context.Context, dir string) error {
 			return err
 		}
 	}
-	if err := get("/files/disk.img", filepath.Join(dir, "disk.img"), true); err != nil {
-		return err
-	}
+	// No disk.img: its blocks come on demand (diskSource).
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.base+"/sessions/"+url.PathEscape(r.id)+"/log/", nil)
 	resp, err := r.hc.Do(req)
 	if err != nil {
@@ -153,4 +151,54 @@ type FetchResult struct {
 	PagesInSnapshot int `json:"pages_in_snapshot"` // non-zero pages
 	PagesFetched    int `json:"pages_fetched"`     // over the network
 	PagesFromCache  int `json:"pages_from_cache"`
+}
+
+// diskSource serves the session's base disk block by block from the page
+// service, through the page cache. Nil when the session has no disk.
+func (r *remote) diskSource(ctx context.Context) (*remoteDisk, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.base+"/sessions/"+url.PathEscape(r.id)+"/disk", nil)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	var info struct {
+		Manifest string `json:"manifest"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&info) != nil {
+		return nil, fmt.Errorf("GET /disk: %s", resp.Status)
+	}
+	h, err := pagestore.ParseHash(info.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := r.pages.Manifest(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return &remoteDisk{ctx: ctx, m: m, f: r.fetcher}, nil
+}
+
+// remoteDisk is a machine.BlockSource over a disk manifest.
+type remoteDisk struct {
+	ctx     context.Context
+	m       *pagestore.Manifest
+	f       *pagecache.CachingFetcher
+	fetched int
+}
+
+func (d *remoteDisk) Block(n uint64) ([]byte, error) {
+	h, ok := d.m.Lookup(int(n))
+	if !ok {
+		return make([]byte, pagestore.PageSize), nil // zero blocks are never stored
+	}
+	got, err := d.f.Fetch(d.ctx, []pagestore.Hash{h})
+	if err != nil {
+		return nil, err
+	}
+	d.fetched++
+	return got[h], nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/sessiondir"
@@ -64,8 +65,9 @@ type Result struct {
 	FirstFrameMs   float64      `json:"first_frame_ms"` // restore done to the first step's frame
 	Lazy           *LazyResult  `json:"lazy,omitempty"` // paging figures of a lazy restore
 	LazyFallback   string       `json:"lazy_fallback,omitempty"`
-	Fetch          *FetchResult `json:"fetch,omitempty"`          // pages of a remote snapshot
-	PrefetchPages  int          `json:"prefetch_pages,omitempty"` // working set a lazy restore prefetched
+	Fetch          *FetchResult `json:"fetch,omitempty"`            // pages of a remote snapshot
+	PrefetchPages  int          `json:"prefetch_pages,omitempty"`   // working set a lazy restore prefetched
+	DiskBlocksRead int          `json:"disk_blocks_read,omitempty"` // base-disk blocks of a remote session read on demand
 }
 
 // Run replays. A divergence is not an error: it is in the Result, with the
@@ -98,7 +100,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("fetching session %s: %w", o.Dir, err)
 		}
 	}
-	dir, err := sessiondir.Open(local)
+	open := sessiondir.Open
+	if rem != nil {
+		open = sessiondir.OpenWithoutDisk
+	}
+	dir, err := open(local)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +123,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer eng.Close(context.Background())
 	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
+	var disk *remoteDisk
+	if rem != nil && p.DiskMode == abi.DiskSnapshotted {
+		if disk, err = rem.diskSource(ctx); err != nil {
+			return nil, fmt.Errorf("session %s's disk: %w", o.Dir, err)
+		}
+		if disk != nil {
+			cfg.DiskSource = disk
+		}
+	}
 
 	res := &Result{FromSnapshot: o.FromSnapshot}
 	start := time.Now()
@@ -203,6 +218,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	st := m.Stats()
 	res.Steps, res.Ticks, res.Checkpoints = m.Steps(), m.Ticks(), st.Checkpoints
+	if disk != nil {
+		res.DiskBlocksRead = disk.fetched
+	}
 	if ls, ok := m.LazyStats(); ok {
 		res.Lazy = &LazyResult{Pages: ls.Pages, DataPages: ls.DataPages, Faults: ls.Faults,
 			ServedByFault: ls.ServedByFault, ServedByReadahead: ls.ServedByReadahead,

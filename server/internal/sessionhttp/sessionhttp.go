@@ -27,12 +27,14 @@ import (
 	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
 	"replaydesk/shared/sessiondir"
+	"replaydesk/shared/snapshot"
 )
 
 // Server serves a set of session directories.
 type Server struct {
 	mu       sync.RWMutex
 	sessions map[string]string // id -> directory
+	disks    map[string]DiskInfo
 	store    *pagestore.DirStore
 	index    *pageservice.SessionIndex
 	pages    http.Handler
@@ -42,7 +44,7 @@ type Server struct {
 // New returns a server whose pages live in store.
 func New(store *pagestore.DirStore, log zerolog.Logger) *Server {
 	idx := pageservice.NewSessionIndex()
-	return &Server{sessions: map[string]string{}, store: store, index: idx,
+	return &Server{sessions: map[string]string{}, disks: map[string]DiskInfo{}, store: store, index: idx,
 		pages: pageservice.NewServer(store, idx), log: log}
 }
 
@@ -68,13 +70,31 @@ func (s *Server) Add(dir string) (string, error) {
 	if err := pageservice.PublishSessionDir(d, id, s.store, s.index); err != nil {
 		return "", fmt.Errorf("publishing %s: %w", dir, err)
 	}
+	if d.Disk != nil {
+		// The frozen base disk, block by block, like memory pages: a
+		// replayer fetches (and caches) only the blocks its guest reads.
+		_, h, err := pageservice.Publish(s.store, &snapshot.Snapshot{ModuleHash: d.ModuleHash(), Memory: d.Disk}, nil)
+		if err != nil {
+			return "", fmt.Errorf("publishing %s's disk: %w", dir, err)
+		}
+		s.mu.Lock()
+		s.disks[id] = DiskInfo{Manifest: h.String(), Blocks: len(d.Disk) / snapshot.PageSize}
+		s.mu.Unlock()
+	}
 	return id, nil
+}
+
+// DiskInfo names the manifest of a session's base disk (block i = page i).
+type DiskInfo struct {
+	Manifest string `json:"manifest"`
+	Blocks   int    `json:"blocks"`
 }
 
 // Handler routes the session files and the page service.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sessions/{id}/files/{name}", s.serveFile)
+	mux.HandleFunc("GET /sessions/{id}/disk", s.serveDisk)
 	mux.HandleFunc("GET /sessions/{id}/log/", s.serveLogList)
 	mux.HandleFunc("GET /sessions/{id}/log/{seg}", s.serveSegment)
 	mux.Handle("/", s.pages) // /pages, /manifests, /sessions/{id}/snapshots
@@ -107,6 +127,22 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	setCache(w, immutable)
 	http.ServeFile(w, r, filepath.Join(dir, name))
+}
+
+func (s *Server) serveDisk(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.dir(w, r); !ok {
+		return
+	}
+	s.mu.RLock()
+	info, ok := s.disks[r.PathValue("id")]
+	s.mu.RUnlock()
+	if !ok {
+		http.Error(w, "this session has no disk", http.StatusNotFound)
+		return
+	}
+	setCache(w, true) // a session's base disk never changes
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(info)
 }
 
 // Segment is one entry of a session's log listing.
