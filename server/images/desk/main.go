@@ -6,24 +6,12 @@
 package main
 
 import (
-	"image"
-	"io"
-	"time"
-
 	"replaydesk/server/images/desk/app"
 	"replaydesk/server/images/desk/deskfs"
-	"replaydesk/shared/abi"
 	"replaydesk/shared/guest"
 )
 
-type host struct{}
-
-func (host) Now() time.Time                        { return time.Now() }
-func (host) PollInput(dst []abi.Event) []abi.Event { return guest.PollInput(dst) }
-func (host) Console() io.Writer                    { return guest.Console }
-func (host) Present(img *image.RGBA, damage []image.Rectangle) {
-	guest.PresentRGBA(img, damage...)
-}
+type host struct{ guest.Host }
 
 func (host) Disk() (deskfs.BlockDevice, error) {
 	n, _, err := guest.DiskInfo()

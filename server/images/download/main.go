@@ -7,24 +7,12 @@
 package main
 
 import (
-	"image"
-	"time"
-
 	"replaydesk/server/images/download/dl"
-	"replaydesk/shared/abi"
 	"replaydesk/shared/guest"
 )
 
 // host connects the app to the real host through package guest.
-type host struct{}
-
-func (host) Now() time.Time                          { return time.Now() }
-func (host) PollInput(dst []abi.Event) []abi.Event   { return guest.PollInput(dst) }
-func (host) DiskInfo() (uint64, abi.DiskMode, error) { return guest.DiskInfo() }
-func (host) WriteBlock(n uint64, buf []byte) error   { return guest.WriteBlock(n, buf) }
-func (host) Present(img *image.RGBA, damage []image.Rectangle) {
-	guest.PresentRGBA(img, damage...)
-}
+type host struct{ guest.Host }
 
 func (host) Dial(name string) (dl.Conn, error) {
 	c, err := guest.Dial(name)

@@ -11,30 +11,14 @@ package main
 
 import (
 	"crypto/rand"
-	"image"
-	"io"
-	"time"
-
 	"replaydesk/server/images/game/platformer"
-	"replaydesk/shared/abi"
 	"replaydesk/shared/guest"
 )
 
 // host connects the game to the real host through package guest.
-type host struct{}
+type host struct{ guest.Host }
 
-func (host) Now() time.Time  { return time.Now() }
 func (host) Random(b []byte) { rand.Read(b) } // never fails (Go 1.24+)
-func (host) PollInput(dst []abi.Event) []abi.Event {
-	return guest.PollInput(dst)
-}
-func (host) DiskInfo() (uint64, abi.DiskMode, error) { return guest.DiskInfo() }
-func (host) ReadBlock(n uint64, buf []byte) error    { return guest.ReadBlock(n, buf) }
-func (host) WriteBlock(n uint64, buf []byte) error   { return guest.WriteBlock(n, buf) }
-func (host) Console() io.Writer                      { return guest.Console }
-func (host) Present(img *image.RGBA, damage []image.Rectangle) {
-	guest.PresentRGBA(img, damage...)
-}
 
 func init() {
 	g := platformer.New(host{})

@@ -12,28 +12,14 @@
 package main
 
 import (
-	"image"
-	"io"
-	"time"
-
 	"replaydesk/server/images/video/player"
-	"replaydesk/shared/abi"
 	"replaydesk/shared/guest"
 )
 
 // Endpoint is the host endpoint that serves the video.
 const Endpoint = "lan-video"
 
-type host struct{}
-
-func (host) Now() time.Time     { return time.Now() }
-func (host) Console() io.Writer { return guest.Console }
-func (host) PollInput(dst []abi.Event) []abi.Event {
-	return guest.PollInput(dst)
-}
-func (host) Present(img *image.RGBA, damage []image.Rectangle) {
-	guest.PresentRGBA(img, damage...)
-}
+type host struct{ guest.Host }
 
 func dial() (player.Conn, error) {
 	c, err := guest.Dial(Endpoint)

@@ -10,25 +10,12 @@
 package main
 
 import (
-	"image"
-	"io"
-	"time"
-
 	"replaydesk/server/images/video/player"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/guest"
 )
 
-type host struct{}
-
-func (host) Now() time.Time     { return time.Now() }
-func (host) Console() io.Writer { return guest.Console }
-func (host) PollInput(dst []abi.Event) []abi.Event {
-	return guest.PollInput(dst)
-}
-func (host) Present(img *image.RGBA, damage []image.Rectangle) {
-	guest.PresentRGBA(img, damage...)
-}
+type host struct{ guest.Host }
 
 type disk struct{}
 
