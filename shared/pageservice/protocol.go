@@ -81,7 +81,7 @@ func DecodeBatch(b []byte, maxPages int) ([]Entry, error) {
 	}
 	p := len(batchMagic)
 	n, k := binary.Uvarint(b[p:])
-	if k <= 0 {
+	if k <= 0 || k != uvarintLen(n) {
 		return fail(p, "bad count")
 	}
 	p += k
@@ -101,7 +101,7 @@ func DecodeBatch(b []byte, maxPages int) ([]Entry, error) {
 		copy(out[i].Hash[:], b[p:p+32])
 		p += 32
 		l, k := binary.Uvarint(b[p:])
-		if k <= 0 {
+		if k <= 0 || k != uvarintLen(l) {
 			return fail(p, "page %d: bad length", i)
 		}
 		p += k
@@ -136,4 +136,11 @@ type SnapshotEntry struct {
 type SnapshotList struct {
 	Session   string          `json:"session"`
 	Snapshots []SnapshotEntry `json:"snapshots"`
+}
+
+// uvarintLen is the length of v's shortest encoding: longer (padded)
+// encodings are refused, so a batch decodes only from the bytes that encode it.
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
 }

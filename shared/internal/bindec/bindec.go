@@ -27,13 +27,15 @@ func (d *Decoder) Fail(what string) {
 	}
 }
 
-// Uvarint reads one uvarint.
+// Uvarint reads one uvarint in its shortest encoding; a padded encoding is
+// refused, so a valid file decodes only from the bytes that encode it.
 func (d *Decoder) Uvarint(what string) uint64 {
 	if d.Err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.B[d.P:])
-	if n <= 0 {
+	var min [binary.MaxVarintLen64]byte
+	if n <= 0 || n != binary.PutUvarint(min[:], v) {
 		d.Fail("bad " + what)
 		return 0
 	}
