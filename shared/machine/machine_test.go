@@ -313,11 +313,7 @@ func TestIdleTicksAreCompressed(t *testing.T) {
 func TestSleepUntilEventWakesOnInput(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
+	m := liveMachine(t, e)
 	m.Input(key(abi.CodeKeyU, true))
 	if ran, err := m.Advance(ctx); !ran || err != nil {
 		t.Fatal(ran, err)
@@ -336,13 +332,9 @@ func TestSleepUntilEventWakesOnInput(t *testing.T) {
 func TestGuestErrorIsReportedNotHidden(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
+	m := liveMachine(t, e)
 	m.Input(key(abi.CodeKeyT, true))
-	_, err = m.Advance(ctx)
+	_, err := m.Advance(ctx)
 	var ge *machine.GuestError
 	if !errors.As(err, &ge) || !strings.Contains(err.Error(), "present: bad size") {
 		t.Fatalf("want a guest error about present, got %v", err)
@@ -391,11 +383,7 @@ func TestSnapshotRestoreReplay(t *testing.T) {
 func TestSnapshotOfAnotherModuleIsRefused(t *testing.T) {
 	e := engine(t)
 	ctx := context.Background()
-	m, err := machine.New(ctx, e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
+	m := liveMachine(t, e)
 	s, err := m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -596,4 +584,16 @@ func TestDiskBlocksOnDemand(t *testing.T) {
 			t.Fatalf("a failing block source: %v", err)
 		}
 	}
+}
+
+// liveMachine is a probe machine in live mode without a disk, closed with
+// the test.
+func liveMachine(t *testing.T, e *machine.Engine) *machine.Machine {
+	t.Helper()
+	m, err := machine.New(context.Background(), e, machine.Config{Mode: machine.Live, Params: params(abi.DiskNone)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
 }
