@@ -28,7 +28,6 @@ type PendingSnapshot struct {
 	pc       *dirty.PreCopy
 	cancel   context.CancelFunc
 	done     chan error
-	result   error // of the background rounds, once done
 	finished bool
 	fallback error // why there is no background copy, or nil
 }
@@ -88,7 +87,6 @@ func (p *PendingSnapshot) Ready() bool {
 	}
 	select {
 	case err := <-p.done:
-		p.result = err
 		p.done <- err // keep it for Finish
 		return true
 	default:
@@ -105,8 +103,7 @@ func (p *PendingSnapshot) Wait(timeout time.Duration) bool {
 	}
 	select {
 	case err := <-p.done:
-		p.result = err
-		p.done <- err
+		p.done <- err // keep it for Finish
 		return true
 	case <-time.After(timeout):
 		return false
