@@ -15,4 +15,5 @@ require (
 	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	nhooyr.io/websocket v1.8.17 // indirect
 )

@@ -115,7 +115,10 @@ type RecordSink interface {
 }
 
 // RecordSource yields records in replay mode (a *recordlog.Reader is one).
-// It returns io.EOF at the end of the log.
+// It returns io.EOF at the end of the log. A live source (recordlog.Stream)
+// may also have a Ready() bool method: the machine then never waits for the
+// record after a step, so a step's frame is not held back until the next
+// block arrives.
 type RecordSource interface {
 	Next(ctx context.Context) (recordlog.Record, error)
 }

@@ -351,6 +351,12 @@ func (m *Machine) ReplayNext(ctx context.Context) (recordlog.Kind, error) {
 			if err := m.runStep(); err != nil {
 				return recordlog.KindStep, err
 			}
+			// A live source may not have the next record yet: do not wait
+			// for it (that would hold back the frame this step drew); the
+			// next ReplayNext checks it as it comes.
+			if !m.src.ready() {
+				return recordlog.KindStep, nil
+			}
 			// A step must use every call the recorder logged for it.
 			nr, err := m.src.peek(ctx)
 			if err == nil && nr.Kind == recordlog.KindCall {
@@ -424,6 +430,15 @@ type peekSource struct {
 	buf    recordlog.Record
 	bufErr error
 	has    bool
+}
+
+// ready reports whether peek would return without waiting: always, unless
+// the source says otherwise (a live stream: recordlog.Stream.Ready).
+func (p *peekSource) ready() bool {
+	if r, ok := p.src.(interface{ Ready() bool }); ok && !p.has {
+		return r.Ready()
+	}
+	return true
 }
 
 func (p *peekSource) peek(ctx context.Context) (recordlog.Record, error) {

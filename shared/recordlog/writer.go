@@ -28,6 +28,11 @@ type WriterOptions struct {
 	// Sync makes the writer fsync after every block (and the directory after
 	// creating a segment), so a flushed block survives a power cut.
 	Sync bool
+	// OnBlock, if set, is called after every block is written (data, NEXT
+	// and SEAL blocks) with the position where it starts and its bytes
+	// exactly as in the file, valid only during the call: a live server
+	// streams them to its viewers (Stream is the other end).
+	OnBlock func(pos Pos, block []byte)
 }
 
 // Writer appends records to a log. It is not safe for concurrent use.
@@ -213,7 +218,14 @@ func (w *Writer) writeBlock(out []byte, flags byte) error {
 	binary.LittleEndian.PutUint32(out[0:], uint32(len(payload)))
 	out[4] = flags
 	binary.LittleEndian.PutUint32(out[5:], crc32.Update(crc32.Update(0, castagnoli, out[4:5]), castagnoli, payload))
-	return w.write(out)
+	pos := Pos{Segment: w.hdr.Segment, Offset: w.off, Tick: w.enc.tick, Step: w.enc.step}
+	if err := w.write(out); err != nil {
+		return err
+	}
+	if w.opt.OnBlock != nil {
+		w.opt.OnBlock(pos, out)
+	}
+	return nil
 }
 
 // Pos is the block boundary where the next block will start: the segment

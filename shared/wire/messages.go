@@ -544,3 +544,59 @@ func (m *Lag) decodeBody(r *reader) {
 	}
 	m.BufferBytes = r.uvarint("buffer_bytes", math.MaxUint64)
 }
+
+// Routed: client:uvarint (1..MaxClient) then the inner message's bytes, which
+// use up the rest. Gone: client:uvarint reason:string. Resume: pos.
+
+func (m *Routed) appendBody(b []byte) []byte {
+	b = appendUvarint(b, uint64(m.Client))
+	if m.Msg == nil {
+		return b // refused by the decoder: no inner message
+	}
+	return m.Msg.appendBody(append(b, byte(m.Msg.Type())))
+}
+
+func (m *Routed) decodeBody(r *reader) {
+	off := r.off
+	m.Client = uint32(r.uvarint("client", MaxClient))
+	if r.ok() && m.Client == 0 {
+		r.failAt("client", off, ErrMalformed, "client 0")
+	}
+	if !r.ok() {
+		return
+	}
+	off = r.off
+	if r.remaining() == 0 {
+		r.failAt("msg", off, ErrMalformed, "no inner message")
+		return
+	}
+	if t := Type(r.b[off]); t == TypeRouted || t == TypeGone {
+		r.failAt("msg", off, ErrMalformed, "a routed %s", t)
+		return
+	}
+	inner, err := Decode(r.b[off:])
+	if err != nil {
+		de := err.(*DecodeError)
+		r.failAt("msg", off+de.Offset, de.Err, "inner %s", de.Error())
+		return
+	}
+	m.Msg = inner
+	r.off = len(r.b)
+}
+
+func (m *Gone) appendBody(b []byte) []byte {
+	return appendString(appendUvarint(b, uint64(m.Client)), m.Reason)
+}
+
+func (m *Gone) decodeBody(r *reader) {
+	off := r.off
+	m.Client = uint32(r.uvarint("client", MaxClient))
+	if r.ok() && m.Client == 0 {
+		r.failAt("client", off, ErrMalformed, "client 0")
+	}
+	m.Reason = r.str("reason", MaxText)
+}
+
+func (m *Resume) appendBody(b []byte) []byte { return appendPos(b, m.Pos) }
+
+func (m *Resume) decodeBody(r *reader) { m.Pos = r.pos("") }

@@ -13,7 +13,7 @@ import (
 // so the layouts below never change within a major version.
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
 
 // Type is a message's first byte.
@@ -39,6 +39,12 @@ const (
 	TypePing             Type = 16 // either way
 	TypePong             Type = 17 // either way
 	TypeLag              Type = 18 // client → relay/server
+
+	// Added in 1.1, between a relay and its upstream (CapRelay).
+	TypeRouted Type = 19 // relay ↔ upstream: a message from or for one downstream client
+	TypeGone   Type = 20 // relay ↔ upstream: a downstream client left, or must be dropped
+	// Added in 1.1, client → relay: continue the log from a position.
+	TypeResume Type = 21
 )
 
 var typeNames = [...]string{
@@ -48,6 +54,7 @@ var typeNames = [...]string{
 	TypeControlRevoke: "ControlRevoke", TypeControlRelease: "ControlRelease",
 	TypePresence: "Presence", TypeModeSwitch: "ModeSwitch", TypeEstimates: "Estimates",
 	TypeDisplayFrame: "DisplayFrame", TypePing: "Ping", TypePong: "Pong", TypeLag: "Lag",
+	TypeRouted: "Routed", TypeGone: "Gone", TypeResume: "Resume",
 }
 
 func (t Type) String() string {
@@ -99,7 +106,14 @@ const (
 	CapPNG        uint64 = 1 << 5
 	CapPageCache  uint64 = 1 << 6 // keeps pages across sessions (Hello.CacheFilter meaningful)
 	CapDualStream uint64 = 1 << 7 // can take log and display at once (dual mode)
+	// CapRelay (1.1): the Hello is a relay's upstream connection; Routed and
+	// Gone carry its downstream clients' messages.
+	CapRelay uint64 = 1 << 8
 )
+
+// MaxClient bounds Routed.Client and Gone.Client: a relay's number for one
+// of its downstream connections.
+const MaxClient = 1<<32 - 1
 
 // Role is what a user may do (DESIGN.md section 7).
 type Role uint8
@@ -350,6 +364,33 @@ type Pong struct {
 	Sent uint64
 }
 
+// Routed wraps a message from or for one of a relay's downstream clients,
+// on the relay's upstream connection (1.1, CapRelay). Upward, Msg came from
+// client Client (its Hello opens the client; the answer comes back routed);
+// downward, Msg is for that client only. Messages that are not routed go to
+// every client the relay decides should see them. Msg is never itself a
+// Routed or Gone message.
+type Routed struct {
+	Client uint32 // 1..MaxClient, the relay's number for the connection
+	Msg    Message
+}
+
+// Gone says a downstream client is no more: upward, it disconnected (or the
+// relay dropped it); downward, the upstream asks the relay to drop it after
+// delivering what was routed to it before.
+type Gone struct {
+	Client uint32
+	Reason string
+}
+
+// Resume (1.1) asks a relay to continue a reconnecting replay client's log at
+// Pos, the end of the log it already holds, instead of from a snapshot. A
+// relay that no longer has the log from Pos starts it from its newest
+// snapshot (SnapshotAnnounce) as for a late joiner.
+type Resume struct {
+	Pos recordlog.Pos
+}
+
 // Lag is a replaying client's progress, for a relay's per-client cursor and
 // the server's bookkeeping.
 type Lag struct {
@@ -376,6 +417,9 @@ func (*DisplayFrame) Type() Type     { return TypeDisplayFrame }
 func (*Ping) Type() Type             { return TypePing }
 func (*Pong) Type() Type             { return TypePong }
 func (*Lag) Type() Type              { return TypeLag }
+func (*Routed) Type() Type           { return TypeRouted }
+func (*Gone) Type() Type             { return TypeGone }
+func (*Resume) Type() Type           { return TypeResume }
 
 func (m *Error) Error() string { return fmt.Sprintf("peer error %d: %s", m.Code, m.Text) }
 
@@ -418,6 +462,12 @@ func newMessage(t Type) Message {
 		return new(Pong)
 	case TypeLag:
 		return new(Lag)
+	case TypeRouted:
+		return new(Routed)
+	case TypeGone:
+		return new(Gone)
+	case TypeResume:
+		return new(Resume)
 	}
 	return nil
 }

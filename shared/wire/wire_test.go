@@ -88,6 +88,11 @@ func samples() []Message {
 		&Pong{Seq: 1, Echo: 1 << 62, Sent: 5},
 		&Lag{ReplayTick: 100, ReceivedTick: 160, BufferBytes: 4096},
 		&Lag{},
+		&Routed{Client: 1, Msg: &Hello{Major: Major, Minor: Minor, Token: "t", Want: ModeReplay}},
+		&Routed{Client: MaxClient, Msg: &DisplayFrame{Width: 2, Height: 2, Tiles: []Tile{{W: 2, H: 2, Encoding: EncSolid, Data: []byte{1, 2, 3, 4}}}}},
+		&Gone{Client: 7, Reason: "connection closed"},
+		&Gone{Client: 1},
+		&Resume{Pos: pos},
 	}
 }
 
@@ -122,7 +127,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for ty := TypeHello; ty <= TypeLag; ty++ {
+	for ty := TypeHello; ty <= TypeResume; ty++ {
 		if !seen[ty] {
 			t.Errorf("no round-trip sample of %s", ty)
 		}
@@ -217,6 +222,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"tile empty", []byte{15, 0, 0, 0, 10, 10, 1, 0, 0, 1, 1, 5, 0}, ErrMalformed, TypeDisplayFrame, "tiles[0].data", 12},
 		{"too many tiles", []byte{15, 0, 0, 0, 10, 10, 0x81, 0x20}, ErrLimit, TypeDisplayFrame, "tiles", 6},
 		{"lag replay past received", []byte{18, 5, 4, 0}, ErrMalformed, TypeLag, "received_tick", 2},
+		{"routed client 0", []byte{19, 0, 16, 0, 0}, ErrMalformed, TypeRouted, "client", 1},
+		{"routed nothing", []byte{19, 1}, ErrMalformed, TypeRouted, "msg", 2},
+		{"routed routed", []byte{19, 1, 19, 1, 16, 0, 0}, ErrMalformed, TypeRouted, "msg", 2},
+		{"routed gone", []byte{19, 1, 20, 1, 0}, ErrMalformed, TypeRouted, "msg", 2},
+		{"routed bad inner", []byte{19, 1, 16, 0x81, 0x00, 0}, ErrMalformed, TypeRouted, "msg", 3},
+		{"gone client 0", []byte{20, 0, 0}, ErrMalformed, TypeGone, "client", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Decode(c.b)
@@ -294,7 +305,7 @@ func TestTypeString(t *testing.T) {
 
 func TestVersionErrorText(t *testing.T) {
 	_, err := Decode([]byte{1, 2, 0})
-	const want = "wire: Hello.major at byte 1: peer speaks protocol version 2, this side speaks 1.0"
+	const want = "wire: Hello.major at byte 1: peer speaks protocol version 2, this side speaks 1.1"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
