@@ -24,7 +24,7 @@ import (
 
 	"replaydesk/server/images"
 	"replaydesk/server/internal/liveview"
-	"replaydesk/server/internal/metrics"
+	"replaydesk/shared/metrics"
 	"replaydesk/server/internal/recorder"
 	"replaydesk/server/internal/sessionhttp"
 	"replaydesk/shared/abi"

@@ -18,7 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"replaydesk/server/images"
-	"replaydesk/server/internal/metrics"
+	"replaydesk/shared/metrics"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/endpoints"
 	"replaydesk/shared/inputscript"
