@@ -47,6 +47,7 @@ class App {
     this.stopped = false; // a permanent error: no more reconnects
     this.queue = [];
     this.pendingMove = null;
+    this.lastPos = null;
     this.lastMove = -Infinity;
     this.flushTimer = null;
     this.rx = []; // [time, bytes] of the last second
@@ -132,6 +133,8 @@ class App {
         this.welcome = m;
         this.backoff = 500;
         this.screen.reset(); // display starts again at a key frame
+        this.lastPos = null;
+        this.ping();
         this.setConn("open");
         $("mode").textContent = `mode ${MODE_NAMES[m.mode]}`;
         break;
@@ -273,14 +276,19 @@ class App {
       const y = Math.floor((e.clientY - r.top) * c.height / r.height);
       return { x: Math.max(0, Math.min(c.width - 1, x)), y: Math.max(0, Math.min(c.height - 1, y)) };
     };
-    c.addEventListener("mousemove", e => { this.pendingMove = pos(e); this.schedule(); });
+    // moveTo queues the pointer's position unless the peer already has it.
+    const moveTo = e => {
+      const q = pos(e), l = this.lastPos;
+      if (this.pendingMove || !l || l.x !== q.x || l.y !== q.y) this.pendingMove = q;
+    };
+    c.addEventListener("mousemove", e => { moveTo(e); if (this.pendingMove) this.schedule(); });
     c.addEventListener("mousedown", e => {
       c.focus();
-      this.pendingMove = pos(e);
+      moveTo(e);
       this.event({ type: Ev.button, button: e.button, down: true });
       e.preventDefault();
     });
-    c.addEventListener("mouseup", e => { this.pendingMove = pos(e); this.event({ type: Ev.button, button: e.button, down: false }); });
+    c.addEventListener("mouseup", e => { moveTo(e); this.event({ type: Ev.button, button: e.button, down: false }); });
     c.addEventListener("contextmenu", e => e.preventDefault());
     const notches = d => Math.sign(d) * Math.min(10, Math.ceil(Math.abs(d) / 40));
     c.addEventListener("wheel", e => {
@@ -312,6 +320,7 @@ class App {
 
   takeMove() {
     this.queue.push({ type: Ev.move, ...this.pendingMove });
+    this.lastPos = this.pendingMove;
     this.pendingMove = null;
     this.lastMove = performance.now();
   }
