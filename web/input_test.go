@@ -121,3 +121,41 @@ func TestInputMovesCoalesce(t *testing.T) {
 		t.Fatalf("events\n got %s\nwant %s", fmtEvents(got), fmtEvents(want))
 	}
 }
+
+// TestInputHeldKeysReleasedOnBlur: a key still down when the canvas loses
+// focus is released, so it does not stay down in the guest.
+func TestInputHeldKeysReleasedOnBlur(t *testing.T) {
+	s := newServer(t)
+	p, _, _ := inputPeer(t, s, wire.RoleOwner)
+	run(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: kb.KeyRawDown, Code: "ShiftLeft", Key: "Shift", WindowsVirtualKeyCode: 16, Location: 1})
+		return err
+	}))
+	if got := events(p, 1); !slices.Equal(got, []abi.Event{{Type: abi.EvKey, Code: abi.CodeShiftLeft, Down: true}}) {
+		t.Fatalf("events %s", fmtEvents(got))
+	}
+	eval[bool](t, `document.getElementById("screen").blur(), true`)
+	if got := events(p, 1); !slices.Equal(got, []abi.Event{{Type: abi.EvKey, Code: abi.CodeShiftLeft}}) {
+		t.Fatalf("after blur: events %s", fmtEvents(got))
+	}
+}
+
+// TestInputViewOnly: a viewer's keys are not sent; the status line says why.
+func TestInputViewOnly(t *testing.T) {
+	s := newServer(t)
+	p, _, _ := inputPeer(t, s, wire.RoleViewer)
+	run(t, chromedp.KeyEvent("q"))
+	waitJS(t, `document.getElementById("msg").textContent.startsWith("view only")`)
+	// Messages keep their order on the connection: an Input sent before the
+	// Pong would arrive before it.
+	p.send(&wire.Ping{Seq: 77, Sent: 1})
+	for {
+		m := expect[wire.Message](p, nil)
+		if in, ok := m.(*wire.Input); ok {
+			t.Fatalf("a viewer's page sent %s", fmtEvents(in.Events))
+		}
+		if pong, ok := m.(*wire.Pong); ok && pong.Seq == 77 {
+			break
+		}
+	}
+}

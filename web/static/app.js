@@ -296,16 +296,26 @@ class App {
       if (dx || dy) this.event({ type: Ev.wheel, x: dx, y: dy });
       e.preventDefault();
     }, { passive: false });
+    // Keys held when the canvas loses focus are released, or they would
+    // stay down in the guest.
+    const held = new Set();
+    c.addEventListener("blur", () => {
+      for (const code of held) this.event({ type: Ev.key, code, down: false });
+      held.clear();
+    });
     c.addEventListener("keydown", e => {
       const code = keyCodes[e.code];
-      if (code !== undefined) this.event({ type: Ev.key, code, down: true, repeat: e.repeat });
+      if (code !== undefined) {
+        held.add(code);
+        this.event({ type: Ev.key, code, down: true, repeat: e.repeat });
+      }
       // Printable keys also go as text, as the native client sends them.
       if ([...e.key].length === 1 && !e.ctrlKey && !e.metaKey && !e.altKey) this.event({ type: Ev.text, text: e.key });
       e.preventDefault();
     });
     c.addEventListener("keyup", e => {
       const code = keyCodes[e.code];
-      if (code !== undefined) this.event({ type: Ev.key, code, down: false });
+      if (code !== undefined && held.delete(code)) this.event({ type: Ev.key, code, down: false });
       e.preventDefault();
     });
   }
