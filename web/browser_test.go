@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 
 // chromiumPath finds Chromium. Without it the browser tests fail when CI is
 // set (CI installs it: .ci/run) and skip, saying why, on a developer machine.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("REPLAYDESK_CHROMIUM"); p != "" {
 		return p
@@ -54,7 +54,7 @@ func chromiumPath(t *testing.T) string {
 }
 
 // tab returns the shared browser tab, starting Chromium the first time.
-func tab(t *testing.T) context.Context {
+func tab(t testing.TB) context.Context {
 	t.Helper()
 	path := chromiumPath(t)
 	browserOnce.Do(func() {
@@ -88,7 +88,7 @@ func tab(t *testing.T) context.Context {
 
 // run runs an action with a deadline (derived from the browser's context,
 // which must not carry one itself).
-func run[T any](t *testing.T, a chromedp.Action[T]) T {
+func run[T any](t testing.TB, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab(t), 10*time.Second)
 	defer cancel()
@@ -99,13 +99,13 @@ func run[T any](t *testing.T, a chromedp.Action[T]) T {
 	return v
 }
 
-func eval[T any](t *testing.T, js string) T {
+func eval[T any](t testing.TB, js string) T {
 	t.Helper()
 	return run(t, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 }
 
 // waitJS polls a page expression until it is truthy.
-func waitJS(t *testing.T, js string) {
+func waitJS(t testing.TB, js string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab(t), 8*time.Second)
 	defer cancel()

@@ -23,7 +23,7 @@ var (
 	modulesURL  string
 )
 
-func modulesPage(t *testing.T) {
+func modulesPage(t testing.TB) {
 	t.Helper()
 	modulesOnce.Do(func() {
 		mux := http.NewServeMux()

@@ -2,38 +2,17 @@
 // canvas. The tile layouts are those of shared/display (encoder.go,
 // decoder.go): raw and solid RGBA, zlib of raw RGBA, palette (n-1, n RGBA
 // colours, zlib of MSB-first indices at 1/2/4 bits, rows padded to a byte),
-// JPEG and PNG files. It keeps its own RGBA framebuffer, the exact pixels,
+// JPEG and PNG files (zlib is inflate.js's). It keeps its own RGBA framebuffer, the exact pixels,
 // and copies the painted tiles to the canvas. It knows nothing of sockets.
 
 import { Enc } from "./wire.js";
+import { inflateSync } from "./inflate.js";
 
 export class TileError extends Error {
   constructor(i, t, reason) {
     super(`display: tile ${i} (${t.x},${t.y} ${t.w}x${t.h} enc ${t.encoding}): ${reason}`);
     this.name = "TileError";
   }
-}
-
-// inflate decompresses a zlib (RFC 1950) stream of exactly n bytes.
-export async function inflate(data, n) {
-  const ds = new DecompressionStream("deflate");
-  const out = new Uint8Array(n);
-  let got = 0;
-  const reader = new Blob([data]).stream().pipeThrough(ds).getReader();
-  try {
-    for (; ;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (got + value.length > n) throw new Error(`zlib: more than ${n} bytes`);
-      out.set(value, got);
-      got += value.length;
-    }
-  } catch (e) {
-    reader.cancel().catch(() => { });
-    throw new Error(e.message.startsWith("zlib:") ? e.message : `zlib: ${e.message}`);
-  }
-  if (got !== n) throw new Error(`zlib: ${got} bytes, want ${n}`);
-  return out;
 }
 
 // decodeImage turns a JPEG or PNG file into w*h RGBA bytes, unpremultiplied
@@ -68,7 +47,7 @@ async function prepare(t) {
       if (t.data.length !== 4) throw new Error(`solid needs 4 bytes, has ${t.data.length}`);
       return null;
     case Enc.zlib:
-      return inflate(t.data, n);
+      return inflateSync(t.data, n);
     case Enc.palette: {
       const d = t.data;
       if (d.length < 1) throw new Error("empty palette tile");
@@ -76,7 +55,7 @@ async function prepare(t) {
       if (k < 2 || k > 16 || d.length < 1 + 4 * k) throw new Error(`palette of ${k} colours in ${d.length} bytes`);
       const bits = k <= 2 ? 1 : k <= 4 ? 2 : 4;
       const rowBytes = (t.w * bits + 7) >> 3;
-      const idx = await inflate(d.subarray(1 + 4 * k), rowBytes * t.h);
+      const idx = inflateSync(d.subarray(1 + 4 * k), rowBytes * t.h);
       const pal = d.subarray(1, 1 + 4 * k), mask = (1 << bits) - 1;
       const out = new Uint8Array(n);
       for (let j = 0; j < t.h; j++) {
@@ -85,7 +64,8 @@ async function prepare(t) {
           const bit = i * bits;
           const c = (idx[src + (bit >> 3)] >> (8 - bits - (bit & 7))) & mask;
           if (c >= k) throw new Error(`palette index ${c} of ${k} colours`);
-          out.set(pal.subarray(c * 4, c * 4 + 4), (j * t.w + i) * 4);
+          const o = (j * t.w + i) * 4, q = c * 4;
+          out[o] = pal[q]; out[o + 1] = pal[q + 1]; out[o + 2] = pal[q + 2]; out[o + 3] = pal[q + 3];
         }
       }
       return out;
