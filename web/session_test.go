@@ -75,6 +75,18 @@ func TestPresenceAndControl(t *testing.T) {
 		t.Errorf("ControlRelease %+v", *m)
 	}
 
+	// Someone asks: the owner sees it next to the name, until it has control.
+	p.send(&wire.ControlRequest{User: 5, Epoch: 5})
+	waitJS(t, `document.querySelector('#users li[data-user="5"]').textContent.includes("asks")`)
+	p.send(&wire.Presence{Control: wire.ControlExclusive, Epoch: 6, Users: []wire.PresenceUser{
+		{User: 1, Name: "alice", Role: wire.RoleOwner, Mode: wire.ModeDisplay},
+		{User: 5, Name: "carol", Role: wire.RoleViewer, Mode: wire.ModeReplay, HasControl: true},
+	}})
+	waitJS(t, `window.replaydesk.epoch === 6 && document.querySelectorAll("#users li").length === 2`)
+	if got := eval[string](t, `document.querySelector('#users li[data-user="5"]').textContent`); got != "carol (viewer, replay) ● controlRevoke" {
+		t.Errorf("row of the new holder: %q", got)
+	}
+
 	p.send(&wire.InputRefused{Seq: 3, Reason: wire.RefuseNotController, Text: "bob has control"})
 	waitJS(t, `document.getElementById("msg").textContent.includes("bob has control")`)
 	if got := eval[string](t, `document.getElementById("msg").textContent`); got != "input refused (not controller): bob has control" {
@@ -137,5 +149,32 @@ func TestMalformedAndErrors(t *testing.T) {
 	waitJS(t, `window.replaydesk.stopped && window.replaydesk.state === "closed"`)
 	if n := eval[int](t, `6 * 7`); n != 42 {
 		t.Fatal("page is not alive")
+	}
+}
+
+// TestHolderHandsControlOn: a controller holding control may grant it to
+// someone else (ControlGrant is owner/holder → server); others see no
+// buttons but their own Request and Release.
+func TestHolderHandsControlOn(t *testing.T) {
+	s := newServer(t)
+	p := s.open(t, "t=x&name=bob")
+	p.welcome(2, wire.RoleController)
+	users := func(holder uint16) *wire.Presence {
+		return &wire.Presence{Control: wire.ControlExclusive, Epoch: uint64(10 + holder), Users: []wire.PresenceUser{
+			{User: 1, Name: "alice", Role: wire.RoleOwner, Mode: wire.ModeDisplay, HasControl: holder == 1},
+			{User: 2, Name: "bob", Role: wire.RoleController, Mode: wire.ModeDisplay, HasControl: holder == 2},
+			{User: 3, Name: "carol", Role: wire.RoleController, Mode: wire.ModeDisplay, HasControl: holder == 3},
+		}}
+	}
+	p.send(users(1))
+	waitJS(t, `window.replaydesk.epoch === 11`)
+	if n := eval[int](t, `document.querySelectorAll("#users button").length`); n != 0 {
+		t.Fatalf("a controller without control sees %d grant/revoke buttons", n)
+	}
+	p.send(users(2))
+	waitJS(t, `window.replaydesk.epoch === 12 && document.querySelectorAll("#users button").length === 2`)
+	click(t, `#users li[data-user="3"] button`)
+	if m := expect[*wire.ControlGrant](p, nil); *m != (wire.ControlGrant{By: 2, To: 3, Epoch: 12}) {
+		t.Errorf("ControlGrant %+v", *m)
 	}
 }

@@ -55,10 +55,12 @@ class App {
     this.frameCount = 0;
     this.lastError = "";
     this.log = []; // every message received, by type name, for the status and tests
+    this.asking = new Set(); // users who asked for control (shown to the owner and holder)
     this.bindInput();
     $("request").onclick = () => this.control(T.ControlRequest, { user: this.me() });
     $("release").onclick = () => this.control(T.ControlRelease, { user: this.me() });
     setInterval(() => this.tick(), 500);
+    window.addEventListener("resize", () => this.renderPointers());
     setInterval(() => this.ping(), PING_INTERVAL);
     this.connect();
   }
@@ -149,13 +151,17 @@ class App {
         break;
       case T.Presence:
         this.presence = m;
+        for (const u of m.users) if (u.hasControl) this.asking.delete(u.user);
+        for (const n of this.asking) if (!m.users.some(u => u.user === n)) this.asking.delete(n);
         this.epoch = m.epoch;
         this.controlMode = m.control;
         this.renderPresence();
         break;
-      case T.ControlRequest:
+      case T.ControlRequest: // to the owner and the holder: someone asks
         this.epoch = m.epoch;
+        this.asking.add(m.user);
         this.flash(`${this.userName(m.user)} asks for control`);
+        if (this.presence) this.renderPresence();
         break;
       case T.ControlGrant:
         this.epoch = m.epoch;
@@ -213,7 +219,9 @@ class App {
     $("control-mode").textContent = p.control === 2 ? "exclusive control" : "shared control";
     const ul = $("users");
     ul.replaceChildren();
+    // The owner grants and revokes; the holder may hand control on.
     const owner = this.welcome && this.welcome.role === Role.owner;
+    const holder = p.users.some(u => u.user === me && u.hasControl);
     for (const u of p.users) {
       const li = document.createElement("li");
       li.dataset.user = u.user;
@@ -228,7 +236,13 @@ class App {
         c.textContent = " ● control";
         li.append(c);
       }
-      if (owner && u.user !== me) {
+      if (this.asking.has(u.user)) {
+        const a = document.createElement("span");
+        a.className = "asks";
+        a.textContent = " ✋ asks";
+        li.append(a);
+      }
+      if ((owner || (holder && !u.hasControl)) && u.user !== me) {
         const b = document.createElement("button");
         b.type = "button";
         if (u.hasControl) {
