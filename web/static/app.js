@@ -201,6 +201,7 @@ class App {
   }
 
   ping() {
+    if (!this.welcome) return; // nothing but the Hello before the Welcome
     this.send({ type: T.Ping, seq: ++this.pingSeq, sent: nowNanos() });
   }
 

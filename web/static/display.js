@@ -112,6 +112,7 @@ export class Screen {
     // All tiles decode at once; they are painted in order below.
     const prepared = f.tiles.map((t, i) => prepare(t).catch(e => { throw new TileError(i, t, e.message); }));
     const results = await Promise.allSettled(prepared);
+    if (!f.key && (!this.fb || this.fb.width !== f.width || this.fb.height !== f.height)) return false; // reset meanwhile
     if (f.key && (!this.fb || this.fb.width !== f.width || this.fb.height !== f.height)) {
       this.fb = new ImageData(f.width, f.height);
       this.canvas.width = f.width;
