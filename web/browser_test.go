@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// chromiumCandidates are tried in order after $REPLAYDESK_CHROMIUM.
+var chromiumCandidates = []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
+
 // chromiumPath finds Chromium. Without it the browser tests fail when CI is
 // set (CI installs it: .ci/run) and skip, saying why, on a developer machine.
 func chromiumPath(t testing.TB) string {
@@ -41,15 +44,16 @@ func chromiumPath(t testing.TB) string {
 	if p := os.Getenv("REPLAYDESK_CHROMIUM"); p != "" {
 		return p
 	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+	for _, name := range chromiumCandidates {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
 	if os.Getenv("CI") != "" {
 		t.Fatal("Chromium not found (CI is set): install it (apt-get install chromium) or set REPLAYDESK_CHROMIUM")
+	} else {
+		t.Skip("Chromium not found: the browser tests need it (apt-get install chromium, or set REPLAYDESK_CHROMIUM)")
 	}
-	t.Skip("Chromium not found: the browser tests need it (apt-get install chromium, or set REPLAYDESK_CHROMIUM)")
 	return ""
 }
 

@@ -178,3 +178,13 @@ func TestHolderHandsControlOn(t *testing.T) {
 		t.Errorf("ControlGrant %+v", *m)
 	}
 }
+
+// TestHelloLongName: a name past the protocol's 64 bytes is cut at a
+// character boundary, not refused by the page's own encoder.
+func TestHelloLongName(t *testing.T) {
+	s := newServer(t)
+	p := s.open(t, "t=x&name="+strings.Repeat("%C3%A9", 40)) // 40 × "é", 80 bytes
+	if want := strings.Repeat("é", 32); p.hello.Name != want {
+		t.Fatalf("Hello name %q (%d bytes), want %q", p.hello.Name, len(p.hello.Name), want)
+	}
+}

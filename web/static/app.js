@@ -24,7 +24,20 @@ function params() {
   const u = new URL(location.href);
   const m = u.pathname.match(/^\/s\/([^/]+)\/?$/);
   const name = u.searchParams.get("name") || "guest-" + Math.random().toString(36).slice(2, 5);
-  return { session: m ? decodeURIComponent(m[1]) : "", token: u.searchParams.get("t") || "", name: name.slice(0, 64) };
+  return { session: m ? decodeURIComponent(m[1]) : "", token: u.searchParams.get("t") || "", name: clipUTF8(name, 64) };
+}
+
+// clipUTF8 cuts s to at most max bytes of UTF-8, at a code point boundary:
+// the protocol's limits are in bytes.
+function clipUTF8(s, max) {
+  const enc = new TextEncoder();
+  let out = "", n = 0;
+  for (const ch of s) {
+    n += enc.encode(ch).length;
+    if (n > max) break;
+    out += ch;
+  }
+  return out;
 }
 
 class App {
@@ -115,7 +128,7 @@ class App {
   }
 
   fail(code, text) {
-    this.send({ type: T.Error, code, text: text.slice(0, 1000) });
+    this.send({ type: T.Error, code, text: clipUTF8(text, 1024) });
     if (this.ws) this.ws.close(1000, "");
   }
 
