@@ -67,12 +67,13 @@ func FuzzWireJS(f *testing.F) {
 			Wire   bool
 			Field  string
 			Offset int
+			Kind   string
 			Err    string
 		}
 		r := eval[res](t, `(() => {
 			const b = Uint8Array.from(atob("`+base64.StdEncoding.EncodeToString(b)+`"), c => c.charCodeAt(0));
 			try { __wire.decode(b); return {OK: true, Wire: true}; } catch (e) {
-				return {OK: false, Wire: e instanceof __wire.WireError, Field: e.field ?? "", Offset: e.offset ?? -1, Err: String(e)};
+				return {OK: false, Wire: e instanceof __wire.WireError, Field: e.field ?? "", Offset: e.offset ?? -1, Kind: e.kind ?? "", Err: String(e)};
 			}
 		})()`)
 		_, gerr := wire.Decode(b)
@@ -83,8 +84,8 @@ func FuzzWireJS(f *testing.F) {
 			t.Fatalf("% x: Go says %v, wire.js ok=%v %s", b, gerr, r.OK, r.Err)
 		}
 		var de *wire.DecodeError
-		if errors.As(gerr, &de) && (de.Field != r.Field || de.Offset != r.Offset) {
-			t.Fatalf("% x: Go refuses %q at %d (%v), wire.js %q at %d (%s)", b, de.Field, de.Offset, gerr, r.Field, r.Offset, r.Err)
+		if errors.As(gerr, &de) && (de.Field != r.Field || de.Offset != r.Offset || errKind(de) != r.Kind) {
+			t.Fatalf("% x: Go refuses %q at %d (%v, %s), wire.js %q at %d (%s, %s)", b, de.Field, de.Offset, gerr, errKind(de), r.Field, r.Offset, r.Err, r.Kind)
 		}
 	})
 }

@@ -67,6 +67,7 @@ type jsResult struct {
 	OK       bool
 	Field    string
 	Offset   int
+	Kind     string
 	Err      string
 	Reencode string // base64 of encode(decode(b)) for the types the page sends
 	JSON     string // the decoded message, BigInts as strings
@@ -127,7 +128,7 @@ func TestWireJS(t *testing.T) {
 			let m;
 			try { m = w.decode(b); } catch (e) {
 				if (!(e instanceof w.WireError)) return {OK: false, Err: "not a WireError: " + e};
-				return {OK: false, Field: e.field, Offset: e.offset, Err: e.message};
+				return {OK: false, Field: e.field, Offset: e.offset, Kind: e.kind, Err: e.message};
 			}
 			let re = "";
 			try { re = b64(w.encode(m)); } catch (e) { if (!e.message.includes("does not send")) re = "encode failed: " + e.message; }
@@ -150,8 +151,8 @@ func TestWireJS(t *testing.T) {
 			if !errors.As(gerr, &de) {
 				t.Fatalf("Go error %v is not a DecodeError", gerr)
 			}
-			if de.Field != r.Field || de.Offset != r.Offset {
-				t.Errorf("% x: Go refuses %q at %d (%v), wire.js %q at %d (%s)", c, de.Field, de.Offset, gerr, r.Field, r.Offset, r.Err)
+			if de.Field != r.Field || de.Offset != r.Offset || errKind(de) != r.Kind {
+				t.Errorf("% x: Go refuses %q at %d (%v, %s), wire.js %q at %d (%s, %s)", c, de.Field, de.Offset, gerr, errKind(de), r.Field, r.Offset, r.Err, r.Kind)
 			}
 			continue
 		}
@@ -177,4 +178,17 @@ func TestWireJS(t *testing.T) {
 			t.Errorf("sample %d (%T) decodes in wire.js as\n%s\nwant it to contain\n%s", i, wireSamples()[i], results[idx].JSON, w)
 		}
 	}
+}
+
+// errKind names a DecodeError's kind as wire.js's WireError.kind does.
+func errKind(de *wire.DecodeError) string {
+	switch {
+	case errors.Is(de, wire.ErrLimit):
+		return "limit"
+	case errors.Is(de, wire.ErrVersion):
+		return "version"
+	case errors.Is(de, wire.ErrUnknownType):
+		return "unknown type"
+	}
+	return "malformed"
 }

@@ -105,7 +105,7 @@ class App {
       try { m = wire.decode(ev.data); } catch (e) {
         // A peer that sends what does not decode gets Error{malformed}.
         this.showError(`malformed message from the server: ${e.message}`);
-        this.fail(e.reason && e.reason.includes("exceeds") ? 7 : 2, e.message);
+        this.fail(e.kind === "version" ? 1 : e.kind === "limit" ? 7 : 2, e.message);
         return;
       }
       try { this.handle(m); } catch (e) { this.showError(`${m.typeName}: ${e.message}`); }

@@ -32,13 +32,15 @@ const U32 = 2 ** 32 - 1;
 const U64 = 2n ** 64n - 1n;
 const MAX_OFFSET = 2n ** 62n - 1n;
 
-// WireError is a refused message: type, field ("tiles[3].w"), byte offset, reason.
+// WireError is a refused message: type, field ("tiles[3].w"), byte offset,
+// reason, and kind ("malformed", "limit", "version" or "unknown type", as
+// shared/wire's ErrMalformed, ErrLimit, ErrVersion, ErrUnknownType).
 export class WireError extends Error {
-  constructor(type, field, offset, reason) {
+  constructor(type, field, offset, reason, kind = "malformed") {
     const name = typeName[type] || `type ${type}`;
     super(`wire: ${name}${field ? "." + field : ""} at byte ${offset}: ${reason}`);
     this.name = "WireError";
-    this.type = type; this.field = field; this.offset = offset; this.reason = reason;
+    this.type = type; this.field = field; this.offset = offset; this.reason = reason; this.kind = kind;
   }
 }
 
@@ -51,7 +53,7 @@ class Reader {
     if (!this.list) return name;
     return name ? `${this.list}[${this.idx}].${name}` : `${this.list}[${this.idx}]`;
   }
-  fail(name, off, reason) { throw new WireError(this.type, this.field(name), off, reason); }
+  fail(name, off, reason, kind) { throw new WireError(this.type, this.field(name), off, reason, kind); }
   left() { return this.b.length - this.off; }
   // uvarint returns a Number when the value is a safe integer, else a BigInt.
   uvarint(name, max) {
@@ -75,20 +77,20 @@ class Reader {
       if (big <= BigInt(Number.MAX_SAFE_INTEGER)) { v = Number(big); big = null; }
     }
     if (big !== null) {
-      if (big > BigInt(max)) this.fail(name, start, `value ${big} exceeds ${max}`);
+      if (big > BigInt(max)) this.fail(name, start, `value ${big} exceeds ${max}`, "limit");
       this.off += n;
       return big;
     }
-    if (typeof max === "bigint" ? BigInt(v) > max : v > max) this.fail(name, start, `value ${v} exceeds ${max}`);
+    if (typeof max === "bigint" ? BigInt(v) > max : v > max) this.fail(name, start, `value ${v} exceeds ${max}`, "limit");
     this.off += n;
     return v;
   }
   svarint(name) {
     const off = this.off;
     const u = this.uvarint(name, U64);
-    if (typeof u === "bigint") this.fail(name, off, "value outside int32");
+    if (typeof u === "bigint") this.fail(name, off, "value outside int32", "limit");
     const v = u % 2 === 0 ? u / 2 : -(u + 1) / 2;
-    if (v < -(2 ** 31) || v > 2 ** 31 - 1) this.fail(name, off, `value ${v} outside int32`);
+    if (v < -(2 ** 31) || v > 2 ** 31 - 1) this.fail(name, off, `value ${v} outside int32`, "limit");
     return v;
   }
   u8(name) {
@@ -143,7 +145,7 @@ class Reader {
   }
   version() {
     const off = this.off, major = this.uvarint("major", U32);
-    if (major !== MAJOR) this.fail("major", off, `peer speaks protocol version ${major}, this side speaks ${MAJOR}.${MINOR}`);
+    if (major !== MAJOR) this.fail("major", off, `peer speaks protocol version ${major}, this side speaks ${MAJOR}.${MINOR}`, "version");
     return { major, minor: this.uvarint("minor", U32) };
   }
 }
@@ -284,7 +286,7 @@ const decoders = {
     let msg;
     try { msg = decode(r.b.subarray(off)); } catch (e) {
       if (!(e instanceof WireError)) throw e;
-      r.fail("msg", off + e.offset, "inner " + e.message);
+      r.fail("msg", off + e.offset, "inner " + e.message, e.kind);
     }
     r.off = r.b.length;
     return { client, msg };
@@ -322,9 +324,9 @@ function readEvent(r) {
 export function decode(buf) {
   const b = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
   if (b.length === 0) throw new WireError(0, "", 0, "empty message");
-  if (b.length > MAX_MESSAGE) throw new WireError(b[0], "", MAX_MESSAGE, `message of ${b.length} bytes exceeds ${MAX_MESSAGE}`);
+  if (b.length > MAX_MESSAGE) throw new WireError(b[0], "", MAX_MESSAGE, `message of ${b.length} bytes exceeds ${MAX_MESSAGE}`, "limit");
   const type = b[0], dec = decoders[type];
-  if (!dec) throw new WireError(type, "", 0, `unknown message type ${type}`);
+  if (!dec) throw new WireError(type, "", 0, `unknown message type ${type}`, "unknown type");
   const r = new Reader(b, type);
   const m = dec(r);
   if (r.off !== b.length) r.fail("", r.off, `${b.length - r.off} trailing bytes`);
