@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"replaydesk/shared/display"
@@ -207,5 +208,25 @@ func TestDisplayJPEG(t *testing.T) {
 				t.Fatalf("pixel (%d,%d) = %v: the later solid tile did not win over the JPEG", x, y, pix[o:o+4])
 			}
 		}
+	}
+}
+
+// TestBehindSkipsToKeyFrame: frames queued before a key frame are not
+// painted at all; the key frame repaints everything.
+func TestBehindSkipsToKeyFrame(t *testing.T) {
+	modulesPage(t)
+	type res struct {
+		Frames int
+		Pixel  []int
+	}
+	r := eval[res](t, `(async () => {
+		const s = new __display.Screen(document.createElement("canvas"));
+		const solid = (key, c) => ({key, width: 4, height: 2, tiles: [{x: 0, y: 0, w: 4, h: 2, encoding: 2, data: new Uint8Array([c, c, c, 255])}]});
+		s.push(solid(true, 1)); s.push(solid(false, 2)); s.push(solid(false, 3));
+		await s.push(solid(true, 4));
+		return {Frames: s.frames, Pixel: [...s.pixels().subarray(0, 4)]};
+	})()`)
+	if r.Frames != 1 || !slices.Equal(r.Pixel, []int{4, 4, 4, 255}) {
+		t.Fatalf("painted %d frames, pixel %v; want only the last key frame painted", r.Frames, r.Pixel)
 	}
 }

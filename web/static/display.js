@@ -89,6 +89,8 @@ export class Screen {
     this.fb = null; // ImageData: the exact pixels
     this.queue = Promise.resolve();
     this.frames = 0; // frames painted
+    this.pushed = 0; // frames queued, ever
+    this.lastKey = 0; // the newest key frame's number in that count
     this.onError = () => { };
     this.onFrame = () => { };
   }
@@ -102,8 +104,12 @@ export class Screen {
 
   // push queues a frame; frames paint strictly in arrival order even though
   // their tiles decode asynchronously.
+  // A key frame repaints everything, so frames queued before it are skipped
+  // unpainted: a page that falls behind catches up at the next key frame.
   push(f) {
-    this.queue = this.queue.then(() => this.apply(f)).catch(e => this.onError(e));
+    const n = ++this.pushed;
+    if (f.key) this.lastKey = n;
+    this.queue = this.queue.then(() => n < this.lastKey ? false : this.apply(f)).catch(e => this.onError(e));
     return this.queue;
   }
 
