@@ -193,7 +193,7 @@ func populate(b []byte) {
 // what happens next: Replay from the snapshot's log position, or Record/Live
 // onwards from it (a recovering server).
 func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
-	m, err := restoreInstance(ctx, e, cfg, s)
+	m, err := restoreInstance(ctx, e, cfg, s, len(s.Memory))
 	if err != nil {
 		return nil, err
 	}
@@ -205,9 +205,9 @@ func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (
 }
 
 // restoreInstance instantiates the module without _initialize, sizes its
-// memory like the snapshot's (the contents are the caller's business: a
-// copy, or a lazy page server) and restores globals and device state.
-func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
+// memory to memSize bytes (the contents are the caller's business: a copy,
+// or a lazy page server) and restores globals and device state.
+func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot, memSize int) (*Machine, error) {
 	if s.ModuleHash != e.hash {
 		return nil, &snapshot.ModuleMismatchError{File: "(snapshot)", Want: e.hash, Got: s.ModuleHash}
 	}
@@ -225,7 +225,7 @@ func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
-	if err := m.growTo(len(s.Memory)); err != nil {
+	if err := m.growTo(memSize); err != nil {
 		m.Close(ctx)
 		return nil, err
 	}
