@@ -92,13 +92,13 @@ type Result struct {
 	LogBytesPerS float64 `json:"log_bytes_per_s"`
 	Snapshots    int     `json:"snapshots"`
 	// Per snapshot: how long the guest was stopped, and from request to ready.
-	SnapshotStallMs    []float64 `json:"snapshot_stall_ms,omitempty"`
-	SnapshotLatencyMs  []float64 `json:"snapshot_latency_ms,omitempty"`
+	SnapshotStallMs   []float64 `json:"snapshot_stall_ms,omitempty"`
+	SnapshotLatencyMs []float64 `json:"snapshot_latency_ms,omitempty"`
 	// Per snapshot: the tick it was taken at, and how long a virtual-time
 	// recorder waited at that tick for the background copy to converge
 	// (the guest was not running; virtual time did not move).
-	SnapshotTicks  []uint64  `json:"snapshot_ticks,omitempty"`
-	SnapshotWaitMs []float64 `json:"snapshot_wait_ms,omitempty"`
+	SnapshotTicks      []uint64  `json:"snapshot_ticks,omitempty"`
+	SnapshotWaitMs     []float64 `json:"snapshot_wait_ms,omitempty"`
 	SnapshotBackground bool      `json:"snapshot_background"`         // pre-copy with dirty tracking, not stop-and-copy
 	SnapshotFailures   int       `json:"snapshot_failures,omitempty"` // did not converge in 30 rounds
 	InputEvents        int       `json:"input_events"`
