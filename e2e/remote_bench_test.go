@@ -13,16 +13,16 @@ import (
 //   - restore to first frame, eager (every page fetched before the
 //     restore) and lazy (the page-server child fetches on fault), each with
 //     an empty page cache;
-//
 //   - the lazy restore's paging: pages fetched on demand (before the first
 //     full-memory check made it fetch the rest in bulk) against the pages
 //     in the snapshot, and fault service p50/p99, network included;
-//
 //   - a repeat session: a second recording of the same image and script,
 //     replayed after the first through the same cache; "repeat-saved-%" is
 //     how many fewer pages it fetched than the first.
 //
-//     go test ./e2e -run '^$' -bench Remote -benchtime 1x
+// Run it with
+//
+//	go test ./e2e -run '^$' -bench Remote -benchtime 1x
 func BenchmarkRemote(b *testing.B) {
 	for _, c := range []struct {
 		image, duration, every, script string
