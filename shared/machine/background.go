@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"replaydesk/shared/machine/internal/dirty"
@@ -29,7 +30,8 @@ type PendingSnapshot struct {
 	cancel   context.CancelFunc
 	done     chan error
 	finished bool
-	fallback error // why there is no background copy, or nil
+	fallback error            // why there is no background copy, or nil
+	ov       *overlaySnapshot // the disk overlay's blocks, copied alongside memory
 }
 
 // SnapshotStats describe one snapshot.
@@ -39,6 +41,9 @@ type SnapshotStats struct {
 	Rounds     int           // background rounds
 	Copied     []int         // pages copied per round
 	StallPages int           // pages copied with the guest stopped
+	// Disk overlay blocks (snapshotted disks): copied in the background,
+	// and how many were written meanwhile and copied with the guest stopped.
+	OverlayBlocks, OverlayStallBlocks int
 	Stall      time.Duration // how long Finish stopped the guest
 	Latency    time.Duration // from StartSnapshot to the end of Finish
 }
@@ -74,7 +79,16 @@ func (m *Machine) StartSnapshot() (*PendingSnapshot, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	go func() { p.done <- p.pc.Run(ctx) }()
+	p.ov = newOverlaySnapshot(&m.dev)
+	go func() {
+		var wg sync.WaitGroup
+		if p.ov != nil {
+			wg.Go(p.ov.prepare)
+		}
+		err := p.pc.Run(ctx)
+		wg.Wait() // Finish uses the overlay's layout once done says so
+		p.done <- err
+	}()
 	m.pending = p
 	return p, nil
 }
@@ -158,7 +172,10 @@ func (p *PendingSnapshot) Finish() (*snapshot.Snapshot, SnapshotStats, error) {
 		mem = append(mem, src[len(mem):]...)
 		st.StallPages += (len(src) - len(p.dst)) / dirty.PageSize
 	}
-	s, err := m.captureState(mem)
+	s, err := m.captureState(mem, p.ov)
+	if p.ov != nil {
+		st.OverlayBlocks, st.OverlayStallBlocks = len(m.dev.overlayOrder), p.ov.Recopied+p.ov.Added
+	}
 	st.Stall = time.Since(t0)
 	st.Latency = time.Since(p.started)
 	return s, st, err
