@@ -36,16 +36,16 @@ type PendingSnapshot struct {
 
 // SnapshotStats describe one snapshot.
 type SnapshotStats struct {
-	Background bool          // pre-copy ran; false: stop-and-copy
-	Fallback   string        // why not, when Background is false
-	Rounds     int           // background rounds
-	Copied     []int         // pages copied per round
-	StallPages int           // pages copied with the guest stopped
+	Background bool   // pre-copy ran; false: stop-and-copy
+	Fallback   string // why not, when Background is false
+	Rounds     int    // background rounds
+	Copied     []int  // pages copied per round
+	StallPages int    // pages copied with the guest stopped
 	// Disk overlay blocks (snapshotted disks): copied in the background,
 	// and how many were written meanwhile and copied with the guest stopped.
 	OverlayBlocks, OverlayStallBlocks int
-	Stall      time.Duration // how long Finish stopped the guest
-	Latency    time.Duration // from StartSnapshot to the end of Finish
+	Stall                             time.Duration // how long Finish stopped the guest
+	Latency                           time.Duration // from StartSnapshot to the end of Finish
 }
 
 // StartSnapshot begins a background snapshot. Call it between steps; keep
