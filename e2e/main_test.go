@@ -76,6 +76,8 @@ type recordResult struct {
 	LogBytesPerS       float64   `json:"log_bytes_per_s"`
 	Snapshots          int       `json:"snapshots"`
 	SnapshotStallMs    []float64 `json:"snapshot_stall_ms"`
+	SnapshotTicks      []uint64  `json:"snapshot_ticks"`
+	SnapshotWaitMs     []float64 `json:"snapshot_wait_ms"`
 	SnapshotLatencyMs  []float64 `json:"snapshot_latency_ms"`
 	SnapshotBackground bool      `json:"snapshot_background"`
 	InputEvents        int       `json:"input_events"`

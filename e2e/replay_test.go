@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,12 @@ func TestRecordReplayAcrossProcesses(t *testing.T) {
 	// this machine, like CI's, runs as root with userfaultfd available.
 	if !rec.SnapshotBackground || len(rec.SnapshotStallMs) != 2 {
 		t.Fatalf("snapshots were not taken in the background: %+v", rec)
+	}
+	// On virtual time a snapshot's tick depends only on the schedule (the
+	// request tick plus the settle interval), never on how fast the copy
+	// went: two recordings of a script snapshot the same ticks.
+	if !slices.Equal(rec.SnapshotTicks, []uint64{600 + 6, 1200 + 6}) {
+		t.Fatalf("snapshots taken at ticks %v, want [606 1206]", rec.SnapshotTicks)
 	}
 	check := func(name string, r replayResult, stderr string, code int) {
 		t.Helper()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"replaydesk/shared/machine/internal/dirty"
@@ -28,20 +29,30 @@ type PendingSnapshot struct {
 	pc       *dirty.PreCopy
 	cancel   context.CancelFunc
 	done     chan error
+	exited   chan struct{} // closed when the copying goroutine has returned
 	finished bool
-	fallback error // why there is no background copy, or nil
+	fallback error            // why there is no background copy, or nil
+	ov       *overlaySnapshot // the disk overlay's blocks, copied alongside memory
 }
 
 // SnapshotStats describe one snapshot.
 type SnapshotStats struct {
-	Background bool          // pre-copy ran; false: stop-and-copy
-	Fallback   string        // why not, when Background is false
-	Rounds     int           // background rounds
-	Copied     []int         // pages copied per round
-	StallPages int           // pages copied with the guest stopped
-	Stall      time.Duration // how long Finish stopped the guest
-	Latency    time.Duration // from StartSnapshot to the end of Finish
+	Background bool   // pre-copy ran; false: stop-and-copy
+	Fallback   string // why not, when Background is false
+	Rounds     int    // background rounds
+	Copied     []int  // pages copied per round
+	StallPages int    // pages copied with the guest stopped
+	// Disk overlay blocks (snapshotted disks): copied in the background,
+	// and how many were written meanwhile and copied with the guest stopped.
+	OverlayBlocks, OverlayStallBlocks int
+	Stall                             time.Duration // how long Finish stopped the guest
+	Latency                           time.Duration // from StartSnapshot to the end of Finish
 }
+
+// refreshEvery paces the re-copying of a converged snapshot waiting for
+// Finish: a round then copies one step's writes or so (~0.3 ms), and a few
+// milliseconds apart they leave the guest most of the CPU.
+const refreshEvery = 3 * time.Millisecond
 
 // StartSnapshot begins a background snapshot. Call it between steps; keep
 // stepping; call Finish when Ready says so. A machine takes one at a time.
@@ -56,13 +67,14 @@ func (m *Machine) StartSnapshot() (*PendingSnapshot, error) {
 		return nil, errors.New("machine: a snapshot is already being taken")
 	}
 	src := m.mem.Bytes()
-	p := &PendingSnapshot{m: m, started: time.Now(), dst: make([]byte, len(src)), done: make(chan error, 1)}
+	p := &PendingSnapshot{m: m, started: time.Now(), dst: make([]byte, len(src)), done: make(chan error, 1), exited: make(chan struct{})}
 	populate(p.dst)
 	tracker, err := dirty.New(src)
 	if err != nil {
 		p.fallback = err
 		m.cfg.Log.Warn().Err(err).Msg("no userfaultfd write-protection: snapshots stop the guest for a full copy")
 		p.done <- err
+		close(p.exited)
 		m.pending = p
 		return p, nil
 	}
@@ -74,7 +86,36 @@ func (m *Machine) StartSnapshot() (*PendingSnapshot, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	go func() { p.done <- p.pc.Run(ctx) }()
+	p.ov = newOverlaySnapshot(&m.dev)
+	go func() {
+		defer close(p.exited)
+		var wg sync.WaitGroup
+		if p.ov != nil {
+			wg.Go(p.ov.prepare)
+		}
+		err := p.pc.Run(ctx)
+		wg.Wait() // Finish uses the overlay's layout once done says so
+		p.done <- err
+		if err != nil {
+			return
+		}
+		// Converged. Until Finish, keep re-copying what the guest writes,
+		// so a caller that finishes at a fixed tick rather than now (the
+		// recorder on virtual time) stops the guest for one step's writes,
+		// not for everything written since convergence.
+		t := time.NewTicker(refreshEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := p.pc.Refresh(); err != nil {
+				return
+			}
+		}
+	}()
 	m.pending = p
 	return p, nil
 }
@@ -134,6 +175,7 @@ func (p *PendingSnapshot) Finish() (*snapshot.Snapshot, SnapshotStats, error) {
 	}
 	runErr := <-p.done
 	defer func() {
+		<-p.exited // a Refresh under way returns once Final is done
 		if p.tracker != nil {
 			p.tracker.Close()
 		}
@@ -158,7 +200,10 @@ func (p *PendingSnapshot) Finish() (*snapshot.Snapshot, SnapshotStats, error) {
 		mem = append(mem, src[len(mem):]...)
 		st.StallPages += (len(src) - len(p.dst)) / dirty.PageSize
 	}
-	s, err := m.captureState(mem)
+	s, err := m.captureState(mem, p.ov)
+	if p.ov != nil {
+		st.OverlayBlocks, st.OverlayStallBlocks = len(m.dev.overlayOrder), p.ov.Recopied+p.ov.Added
+	}
 	st.Stall = time.Since(t0)
 	st.Latency = time.Since(p.started)
 	return s, st, err
@@ -174,6 +219,7 @@ func (p *PendingSnapshot) Abort() {
 		p.cancel()
 	}
 	<-p.done
+	<-p.exited
 	if p.tracker != nil {
 		p.tracker.Close()
 	}

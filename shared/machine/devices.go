@@ -21,8 +21,18 @@ type devices struct {
 	fb     Frame // the last presented framebuffer
 	damage []Rect
 
-	disk    []byte            // base image (snapshotted) or the real disk (replayed)
-	overlay map[uint64][]byte // snapshotted mode: blocks the guest wrote
+	disk []byte // base image (snapshotted) or the real disk (replayed)
+	// overlay holds, in snapshotted mode, the blocks the guest wrote. A
+	// stored block is never modified: a write stores a fresh copy. That is
+	// what lets a background snapshot copy blocks while the guest runs and,
+	// when it finishes, recopy only those whose slice changed
+	// (overlaySnapshot).
+	overlay map[uint64][]byte
+	// overlayOrder lists the overlay's blocks in the order they were first
+	// written. Snapshots store blocks in this order, so a block written for
+	// the first time while a background snapshot runs goes at the end and
+	// moves no other.
+	overlayOrder []uint64
 
 	handles [abi.MaxNetHandles]string // open net handles: endpoint names
 	streams [abi.MaxNetHandles]Stream // live and record only
@@ -42,6 +52,14 @@ func (d *devices) init(cfg Config) {
 	d.cfg = &cfg
 	d.disk = cfg.Disk
 	d.overlay = map[uint64][]byte{}
+}
+
+// writeOverlay stores a fresh copy of block blk (see overlay).
+func (d *devices) writeOverlay(blk uint64, data []byte) {
+	if _, ok := d.overlay[blk]; !ok {
+		d.overlayOrder = append(d.overlayOrder, blk)
+	}
+	d.overlay[blk] = data
 }
 
 func (d *devices) console(b []byte) {
@@ -170,7 +188,7 @@ func init() {
 					c.ret(e)
 					return
 				}
-				c.m.dev.overlay[c.u64(0)] = slices.Clone(c.read(c.u32(1), abi.BlockSize))
+				c.m.dev.writeOverlay(c.u64(0), slices.Clone(c.read(c.u32(1), abi.BlockSize)))
 				c.ret(0)
 			},
 			live: func(c *call) outcome { // replayed mode: the real disk, never touched by a replay

@@ -52,7 +52,10 @@ type Machine struct {
 	initializing bool // inside _initialize
 
 	pending *PendingSnapshot   // a background snapshot under way
-	lazy    *pageserver.Server // serving memory on first touch, until closed
+	lazy    *pageserver.Server // serving memory on first touch, until closed or completed
+	// lazyDone holds the page server's last figures once the restore was
+	// completed (lazy is nil then).
+	lazyDone *pageserver.Stats
 
 	fault  error // set by a host function just before it panics
 	failed error // sticky: the machine stopped with this
@@ -396,6 +399,11 @@ func (m *Machine) verify(r recordlog.Record) error {
 		return m.failed
 	}
 	if r.MemHash != 0 {
+		// Every page is hashed: complete a lazy restore in bulk first
+		// rather than fault each remaining page in one by one.
+		if err := m.CompleteLazy(m.ctx); err != nil {
+			return err
+		}
 		if got := m.StateHash(); got != r.MemHash {
 			m.failed = &Divergence{Step: m.steps - 1, Tick: m.tick,
 				What: fmt.Sprintf("memory hash %016x, the log has %016x", got, r.MemHash)}

@@ -70,7 +70,10 @@ func (m *Machine) globals() []uint64 {
 // deviceState is the host-side state a snapshot carries. Its small fields
 // are JSON (readable when debugging a snapshot); the disk overlay's blocks
 // follow the JSON as raw bytes, in OverlayBlocks order, because a
-// base64-encoded 12 MiB overlay cost ~50 ms of stall (encodeDevice).
+// base64-encoded 12 MiB overlay cost ~50 ms of stall (encodeDevice). That
+// order is the order the guest first wrote them (devices.overlayOrder):
+// any order decodes, but this one lets a background snapshot lay the
+// blocks out before it finishes (overlaySnapshot).
 type deviceState struct {
 	Tick           uint64      `json:"tick"`
 	Steps          uint64      `json:"steps"`
@@ -86,17 +89,28 @@ type deviceState struct {
 
 // encodeDevice writes uvarint(len(json)), the JSON, then each overlay block.
 func encodeDevice(ds deviceState, overlay map[uint64][]byte) ([]byte, error) {
-	j, err := json.Marshal(ds)
+	hdr, err := deviceHeader(ds)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, binary.MaxVarintLen64+len(j)+len(ds.OverlayBlocks)*abi.BlockSize)
-	out = binary.AppendUvarint(out, uint64(len(j)))
-	out = append(out, j...)
+	out := make([]byte, 0, len(hdr)+len(ds.OverlayBlocks)*abi.BlockSize)
+	out = append(out, hdr...)
 	for _, b := range ds.OverlayBlocks {
 		out = append(out, overlay[b]...)
 	}
 	return out, nil
+}
+
+// deviceHeader is what precedes the overlay's blocks: uvarint(len(json)),
+// then the JSON.
+func deviceHeader(ds deviceState) ([]byte, error) {
+	j, err := json.Marshal(ds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, binary.MaxVarintLen64+len(j))
+	out = binary.AppendUvarint(out, uint64(len(j)))
+	return append(out, j...), nil
 }
 
 func decodeDevice(b []byte) (deviceState, map[uint64][]byte, error) {
@@ -114,6 +128,9 @@ func decodeDevice(b []byte) (deviceState, map[uint64][]byte, error) {
 	}
 	overlay := make(map[uint64][]byte, len(ds.OverlayBlocks))
 	for i, blk := range ds.OverlayBlocks {
+		if _, dup := overlay[blk]; dup {
+			return ds, nil, fmt.Errorf("overlay block %d listed twice", blk)
+		}
 		overlay[blk] = rest[i*abi.BlockSize : (i+1)*abi.BlockSize : (i+1)*abi.BlockSize]
 	}
 	return ds, overlay, nil
@@ -132,25 +149,22 @@ func (m *Machine) Snapshot() (*snapshot.Snapshot, error) {
 	if m.pendingIdle != 0 {
 		return nil, fmt.Errorf("machine: snapshot with %d idle ticks not yet logged; call Sync first", m.pendingIdle)
 	}
-	return m.captureState(captureMemory(m.mem.Bytes()))
+	return m.captureState(captureMemory(m.mem.Bytes()), nil)
 }
 
 // captureState builds a snapshot around a copy of memory taken at this
-// point between two steps.
-func (m *Machine) captureState(mem []byte) (*snapshot.Snapshot, error) {
-	ds := deviceState{
-		Tick: m.tick, Steps: m.steps, SleepUntil: m.sleepUntil, SleepForever: m.sleepForever,
-		LastCheckpoint: m.lastCheckpoint, Checkpoints: m.checkpoints,
-		Frame: m.dev.fb, Queue: m.dev.queue,
+// point between two steps. ov, if not nil, holds the overlay's blocks as a
+// background snapshot laid them out; only what changed since is copied.
+func (m *Machine) captureState(mem []byte, ov *overlaySnapshot) (*snapshot.Snapshot, error) {
+	ds := m.deviceState()
+	var dev []byte
+	var err error
+	if ov != nil {
+		dev, err = ov.finish(ds, m.dev.overlay)
 	}
-	for _, h := range m.dev.handles {
-		ds.Handles = append(ds.Handles, h)
+	if ov == nil || errors.Is(err, errOverlayOutgrown) {
+		dev, err = encodeDevice(ds, m.dev.overlay)
 	}
-	for blk := range m.dev.overlay {
-		ds.OverlayBlocks = append(ds.OverlayBlocks, blk)
-	}
-	slices.Sort(ds.OverlayBlocks)
-	dev, err := encodeDevice(ds, m.dev.overlay)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +176,21 @@ func (m *Machine) captureState(mem []byte) (*snapshot.Snapshot, error) {
 		Device:     dev,
 		Memory:     mem,
 	}, nil
+}
+
+// deviceState is the host-side state now, overlay blocks in the order they
+// were first written.
+func (m *Machine) deviceState() deviceState {
+	ds := deviceState{
+		Tick: m.tick, Steps: m.steps, SleepUntil: m.sleepUntil, SleepForever: m.sleepForever,
+		LastCheckpoint: m.lastCheckpoint, Checkpoints: m.checkpoints,
+		Frame: m.dev.fb, Queue: m.dev.queue,
+	}
+	for _, h := range m.dev.handles {
+		ds.Handles = append(ds.Handles, h)
+	}
+	ds.OverlayBlocks = slices.Clone(m.dev.overlayOrder)
+	return ds
 }
 
 // captureMemory copies guest memory into a buffer whose pages were
@@ -193,7 +222,7 @@ func populate(b []byte) {
 // what happens next: Replay from the snapshot's log position, or Record/Live
 // onwards from it (a recovering server).
 func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
-	m, err := restoreInstance(ctx, e, cfg, s)
+	m, err := restoreInstance(ctx, e, cfg, s, len(s.Memory))
 	if err != nil {
 		return nil, err
 	}
@@ -205,9 +234,9 @@ func Restore(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (
 }
 
 // restoreInstance instantiates the module without _initialize, sizes its
-// memory like the snapshot's (the contents are the caller's business: a
-// copy, or a lazy page server) and restores globals and device state.
-func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot) (*Machine, error) {
+// memory to memSize bytes (the contents are the caller's business: a copy,
+// or a lazy page server) and restores globals and device state.
+func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapshot, memSize int) (*Machine, error) {
 	if s.ModuleHash != e.hash {
 		return nil, &snapshot.ModuleMismatchError{File: "(snapshot)", Want: e.hash, Got: s.ModuleHash}
 	}
@@ -225,7 +254,7 @@ func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
-	if err := m.growTo(len(s.Memory)); err != nil {
+	if err := m.growTo(memSize); err != nil {
 		m.Close(ctx)
 		return nil, err
 	}
@@ -243,12 +272,12 @@ func restoreInstance(ctx context.Context, e *Engine, cfg Config, s *snapshot.Sna
 	m.dev.fb = ds.Frame
 	m.dev.queue = slices.Clone(ds.Queue)
 	copy(m.dev.handles[:], ds.Handles)
-	for blk, data := range overlay {
+	for _, blk := range ds.OverlayBlocks { // in the snapshot's order: later snapshots keep it
 		if blk >= m.p.DiskBlocks {
 			m.Close(ctx)
 			return nil, fmt.Errorf("machine: snapshot overlay block %d is beyond the disk", blk)
 		}
-		m.dev.overlay[blk] = data
+		m.dev.writeOverlay(blk, overlay[blk])
 	}
 	m.wallStart = time.Now().Add(-time.Duration(m.tickTime(m.tick)))
 	if cfg.Mode != Replay {

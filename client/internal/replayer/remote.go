@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"replaydesk/shared/machine"
 	"replaydesk/shared/pagecache"
 	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
@@ -116,34 +118,54 @@ func (r *remote) mirror(ctx context.Context, dir string) error {
 	return nil
 }
 
-// snapshot assembles snapshot n from its manifest, fetching only the pages
-// the cache lacks.
-func (r *remote) snapshot(ctx context.Context, n int, want recordlog.ModuleHash) (*snapshot.Snapshot, []uint32, *FetchResult, error) {
+// manifest fetches snapshot n's manifest (verified against its hash) and
+// checks it belongs to the session's module.
+func (r *remote) manifest(ctx context.Context, n int, want recordlog.ModuleHash) (*pagestore.Manifest, error) {
 	list, err := r.pages.Snapshots(ctx, r.id)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if n < 1 || n > len(list) {
-		return nil, nil, nil, fmt.Errorf("session %s has %d snapshots; there is no snapshot %d", r.id, len(list), n)
+		return nil, fmt.Errorf("session %s has %d snapshots; there is no snapshot %d", r.id, len(list), n)
 	}
 	mh, err := pagestore.ParseHash(list[n-1].Manifest)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	m, err := r.pages.Manifest(ctx, mh)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if m.ModuleHash != want {
-		return nil, nil, nil, &snapshot.ModuleMismatchError{File: "manifest " + mh.String(), Want: want, Got: m.ModuleHash}
+		return nil, &snapshot.ModuleMismatchError{File: "manifest " + mh.String(), Want: want, Got: m.ModuleHash}
 	}
+	return m, nil
+}
+
+// assemble builds the whole snapshot of m, fetching only the pages the
+// cache lacks: the eager restore (and the browser's way).
+func (r *remote) assemble(ctx context.Context, m *pagestore.Manifest) (*snapshot.Snapshot, *FetchResult, error) {
 	h0, m0, _ := r.fetcher.Stats()
 	s, err := pagestore.AssembleFrom(ctx, m, r.fetcher, 256)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	h1, m1, _ := r.fetcher.Stats()
-	return s, m.WorkingSet, &FetchResult{PagesInSnapshot: m.NumPages(), PagesFetched: int(m1 - m0), PagesFromCache: int(h1 - h0)}, nil
+	return s, &FetchResult{PagesInSnapshot: len(m.Pages), PagesFetched: int(m1 - m0), PagesFromCache: int(h1 - h0)}, nil
+}
+
+// lazy describes m for a lazy restore whose page server fetches each page
+// itself, on first touch, through the same cache: the snapshot it returns
+// has no memory.
+func (r *remote) lazy(m *pagestore.Manifest) (*snapshot.Snapshot, *machine.RemotePages) {
+	s := &snapshot.Snapshot{ModuleHash: m.ModuleHash, Tick: m.Tick, Step: m.Step, LogPos: m.LogPos,
+		Globals: slices.Clone(m.Globals), Device: slices.Clone(m.Device)}
+	rp := &machine.RemotePages{BaseURL: r.base, CacheDir: r.fetcher.Cache.Dir(), CacheBytes: r.fetcher.Cache.Max(),
+		MemorySize: int(m.MemorySize), Indices: make([]uint32, len(m.Pages)), Hashes: make([][32]byte, len(m.Pages))}
+	for i, p := range m.Pages {
+		rp.Indices[i], rp.Hashes[i] = p.Index, p.Hash
+	}
+	return s, rp
 }
 
 // FetchResult says what a remote snapshot cost.
@@ -151,6 +173,11 @@ type FetchResult struct {
 	PagesInSnapshot int `json:"pages_in_snapshot"` // non-zero pages
 	PagesFetched    int `json:"pages_fetched"`     // over the network
 	PagesFromCache  int `json:"pages_from_cache"`
+	// A lazy restore's page server fetches on demand until a full-memory
+	// check (a memory checkpoint, the final state hash) needs every page;
+	// then it fetches the rest in bulk. PagesOnDemand is the part before.
+	PagesOnDemand int `json:"pages_on_demand,omitempty"`
+	Requests      int `json:"requests,omitempty"` // HTTP requests for pages (lazy)
 }
 
 // diskSource serves the session's base disk block by block from the page

@@ -22,6 +22,7 @@ import (
 
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
+	"replaydesk/shared/pagestore"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/sessiondir"
 	"replaydesk/shared/snapshot"
@@ -139,8 +140,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.FromSnapshot > 0 {
 		var s *snapshot.Snapshot
 		var workingSet []uint32
+		var remotePages *machine.RemotePages
+		var man *pagestore.Manifest
 		if rem != nil {
-			s, workingSet, res.Fetch, err = rem.snapshot(ctx, o.FromSnapshot, dir.ModuleHash())
+			if man, err = rem.manifest(ctx, o.FromSnapshot, dir.ModuleHash()); err == nil {
+				workingSet = man.WorkingSet
+				if o.Lazy {
+					s, remotePages = rem.lazy(man)
+				} else {
+					s, res.Fetch, err = rem.assemble(ctx, man)
+				}
+			}
 		} else {
 			var info sessiondir.SnapshotInfo
 			s, info, err = dir.Snapshot(o.FromSnapshot)
@@ -158,10 +168,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				prefetch[i] = int(p)
 			}
 			res.PrefetchPages = len(prefetch)
-			m, err = machine.RestoreLazy(ctx, eng, cfg, s, machine.LazyOptions{Readahead: o.Readahead, Prefetch: prefetch})
+			m, err = machine.RestoreLazy(ctx, eng, cfg, s, machine.LazyOptions{Readahead: o.Readahead, Prefetch: prefetch, Remote: remotePages})
 			if errors.Is(err, machine.ErrLazyUnavailable) {
 				o.Log.Warn().Err(err).Msg("lazy restore unavailable here: restoring eagerly (every page copied first)")
 				res.LazyFallback = err.Error()
+				if remotePages != nil {
+					if s, res.Fetch, err = rem.assemble(ctx, man); err != nil {
+						return nil, err
+					}
+				}
 				m, err = machine.Restore(ctx, eng, cfg, s)
 			}
 		} else {
@@ -221,10 +236,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if disk != nil {
 		res.DiskBlocksRead = disk.fetched
 	}
+	// The final state hash reads every page: complete a lazy restore in
+	// bulk first (a no-op if a memory checkpoint already did).
+	if err := m.CompleteLazy(ctx); err != nil && runErr == nil {
+		runErr = err
+	}
 	if ls, ok := m.LazyStats(); ok {
 		res.Lazy = &LazyResult{Pages: ls.Pages, DataPages: ls.DataPages, Faults: ls.Faults,
 			ServedByFault: ls.ServedByFault, ServedByReadahead: ls.ServedByReadahead,
+			ServedByPrefetch: ls.ServedByPrefetch, ServedByComplete: ls.ServedByComplete,
 			ServiceP50Us: float64(ls.ServiceP50.Nanoseconds()) / 1000, ServiceP99Us: float64(ls.ServiceP99.Nanoseconds()) / 1000}
+		if rem != nil && res.LazyFallback == "" { // the page server fetched them
+			res.Fetch = &FetchResult{PagesInSnapshot: ls.DataPages, PagesFetched: ls.Fetched, PagesFromCache: ls.FromCache,
+				PagesOnDemand: ls.Fetched - ls.FetchedByComplete, Requests: ls.FetchRequests}
+		}
+	}
+	if runErr != nil {
+		// The machine stopped; its state is not worth hashing (and a lazy
+		// one whose page server failed must not be read at all).
+		res.WallS = time.Since(start).Seconds()
+		return res, runErr
 	}
 	res.FinalFBHash = fmt.Sprintf("%016x", m.FramebufferHash())
 	res.FinalStateHash = fmt.Sprintf("%016x", m.StateHash())
@@ -239,6 +270,8 @@ type LazyResult struct {
 	Faults            int     `json:"faults"`
 	ServedByFault     int     `json:"served_by_fault"`
 	ServedByReadahead int     `json:"served_by_readahead"`
+	ServedByPrefetch  int     `json:"served_by_prefetch"`
+	ServedByComplete  int     `json:"served_by_complete"` // filled in bulk before a full-memory hash
 	ServiceP50Us      float64 `json:"service_p50_us"`
 	ServiceP99Us      float64 `json:"service_p99_us"`
 }

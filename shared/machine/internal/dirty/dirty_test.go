@@ -176,6 +176,38 @@ func TestPreCopyAlgorithm(t *testing.T) {
 	}
 }
 
+// Refresh, after convergence, re-copies what was written since the last
+// round, so Final is left with only the latest writes; it refuses to run
+// before convergence and after Final, and never counts towards MaxRounds.
+func TestPreCopyRefresh(t *testing.T) {
+	const pages = 4096
+	src, dst := make([]byte, pages*PageSize), make([]byte, pages*PageSize)
+	fs := &fakeSource{scans: [][]int{pagesN(3000)}}
+	p, _ := NewPreCopy(src, dst, fs, Config{MaxRounds: 2})
+	if _, err := p.Refresh(); err == nil {
+		t.Fatal("Refresh before any round succeeded")
+	}
+	fs.scans = [][]int{pagesN(1500), pagesN(1000), {7, 8}, {8}}
+	if err := p.Run(context.Background()); err != nil { // round 1 copies all, 1500 dirty: converged
+		t.Fatal(err)
+	}
+	for range 2 { // copies 1500, then 1000; MaxRounds 2 is not hit
+		if _, err := p.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Final(); err != nil {
+		t.Fatal(err)
+	}
+	s := p.Stats()
+	if s.Refreshes != 2 || s.Refreshed != 2500 || s.FinalPages != 2 { // {7, 8} ∪ {8}
+		t.Fatalf("stats %+v", s)
+	}
+	if _, err := p.Refresh(); !errors.Is(err, ErrFinished) {
+		t.Fatalf("Refresh after Final: %v", err)
+	}
+}
+
 func TestCopySetRuns(t *testing.T) {
 	const pages = 200
 	src, dst := make([]byte, pages*PageSize), make([]byte, pages*PageSize)

@@ -57,6 +57,8 @@ type Stats struct {
 	FinalTime   time.Duration   // the stall Final caused (scan + copy)
 	Converged   bool
 	FinalCalled bool
+	Refreshes   int // Refresh calls after convergence
+	Refreshed   int // pages they copied
 }
 
 // PreCopy copies src into dst while src keeps being written, in rounds:
@@ -175,6 +177,38 @@ func (p *PreCopy) Round() (dirtyPages int, err error) {
 	if !converged && p.rounds >= p.cfg.MaxRounds {
 		return n, fmt.Errorf("%w: %d pages still dirty after %d rounds (want < %d)", ErrTooManyRounds, n, p.rounds, p.cfg.StopBelow)
 	}
+	return n, nil
+}
+
+// Refresh re-copies, after the pre-copy converged, the pages written since
+// the last round, so that Final has only the latest writes left to copy. A
+// caller that finishes at a fixed point in the guest's time rather than at
+// convergence calls it while it waits. It does not count towards MaxRounds
+// and returns ErrFinished after Final.
+func (p *PreCopy) Refresh() (dirtyPages int, err error) {
+	p.op.Lock()
+	defer p.op.Unlock()
+	if p.done {
+		return 0, ErrFinished
+	}
+	if p.tracker == nil || !p.Converged() {
+		return 0, errors.New("dirty: refresh before the pre-copy converged")
+	}
+	copied := 0
+	for _, r := range p.pending {
+		p.copyRun(r)
+		copied += r.n
+	}
+	next := p.pending[:0:0]
+	n, err := p.tracker.Scan(func(first, n int) { next = append(next, pageRun{first, n}) })
+	if err != nil {
+		return 0, err
+	}
+	p.pending = next
+	p.mu.Lock()
+	p.stats.Refreshes++
+	p.stats.Refreshed += copied
+	p.mu.Unlock()
 	return n, nil
 }
 

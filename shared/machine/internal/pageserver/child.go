@@ -42,7 +42,7 @@ var errParentGone = errors.New("parent address space gone")
 // child is the server's state; it lives on one locked thread.
 type child struct {
 	u         *uffd.UFFD
-	img       int
+	src       source
 	base      uintptr
 	pages     int
 	readahead int
@@ -63,6 +63,11 @@ const (
 
 func runChild(rep *os.File) error {
 	ctl := os.NewFile(childCtl, "control")
+	// The loop polls and reads the descriptor by number: without this the
+	// File is garbage once the config is read, and its finalizer would
+	// close the control pipe under the loop (a remote source allocates
+	// enough to make the collector run).
+	defer runtime.KeepAlive(ctl)
 	var cfg childConfig
 	if err := readMessage(ctl, &cfg); err != nil {
 		return fmt.Errorf("reading config: %w", err)
@@ -73,13 +78,25 @@ func runChild(rep *os.File) error {
 		return err
 	}
 	c := &child{
-		u: uffd.FromFd(childUffd), img: childImage, base: uintptr(cfg.Base), pages: cfg.Pages,
+		u: uffd.FromFd(childUffd), base: uintptr(cfg.Base), pages: cfg.Pages,
 		readahead: max(cfg.Readahead, 0), served: make([]bool, cfg.Pages),
 	}
 	var err error
-	if c.data, err = dataPages(c.img, c.pages); err != nil {
-		return err
+	if cfg.Remote != nil {
+		rs, err := newRemoteSource(cfg.Remote, cfg.Pages)
+		if err != nil {
+			return err
+		}
+		c.src, c.data = rs, rs.data
+	} else {
+		if c.data, err = dataPages(childImage, c.pages); err != nil {
+			return err
+		}
+		c.src = imageSource{fd: childImage}
 	}
+	// Cache writes the remote source started must land before the child
+	// goes, or the next session fetches those pages again.
+	defer c.src.close()
 	c.buf, err = unix.Mmap(-1, 0, bufPages*PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return err
@@ -94,6 +111,7 @@ func runChild(rep *os.File) error {
 		return err
 	}
 	err = c.loop(ctl, rep, cfg.Prefetch)
+	c.src.close()
 	if errors.Is(err, errParentGone) {
 		return nil
 	}
@@ -161,6 +179,7 @@ func (c *child) loop(ctl, rep *os.File, prefetch []int) error {
 				case cmdComplete:
 					if complete < 0 {
 						complete = 0
+						c.src.completing()
 					}
 				}
 			}
@@ -198,7 +217,11 @@ func (c *child) loop(ctl, rep *os.File, prefetch []int) error {
 				faulted = append(faulted, p)
 			}
 			for _, p := range faulted {
-				if err := c.fillRange(p+1, min(p+1+c.readahead, c.pages), &c.stats.ServedByReadahead); err != nil {
+				end := min(p+1+c.readahead, c.pages)
+				if err := c.src.want(c.unserved(p+1, end, nil)); err != nil {
+					return err
+				}
+				if err := c.fillRange(p+1, end, &c.stats.ServedByReadahead); err != nil {
 					return err
 				}
 			}
@@ -211,6 +234,15 @@ func (c *child) loop(ctl, rep *os.File, prefetch []int) error {
 		switch {
 		case len(prefetch) > 0:
 			k := min(len(prefetch), bgChunk)
+			var want []int
+			for _, p := range prefetch[:k] {
+				if p >= 0 && p < c.pages && c.data[p] && !c.served[p] {
+					want = append(want, p)
+				}
+			}
+			if err := c.src.want(want); err != nil { // one request for the chunk
+				return err
+			}
 			for _, p := range prefetch[:k] {
 				if p >= 0 && p < c.pages {
 					if err := c.fillRange(p, p+1, &c.stats.ServedByPrefetch); err != nil {
@@ -221,6 +253,9 @@ func (c *child) loop(ctl, rep *os.File, prefetch []int) error {
 			prefetch = prefetch[k:]
 		case complete >= 0:
 			end := min(complete+bgChunk, c.pages)
+			if err := c.src.want(c.unserved(complete, end, nil)); err != nil {
+				return err
+			}
 			if err := c.fillRange(complete, end, &c.stats.ServedByComplete); err != nil {
 				return err
 			}
@@ -232,7 +267,20 @@ func (c *child) loop(ctl, rep *os.File, prefetch []int) error {
 	}
 }
 
-func (c *child) finishStats() { c.stats.percentiles(c.service) }
+func (c *child) finishStats() {
+	c.stats.percentiles(c.service)
+	c.src.count(&c.stats)
+}
+
+// unserved appends the data pages of [from, to) not served yet to dst.
+func (c *child) unserved(from, to int, dst []int) []int {
+	for p := from; p < to; p++ {
+		if c.data[p] && !c.served[p] {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
 
 func (c *child) addr(p int) uintptr { return c.base + uintptr(p)*PageSize }
 
@@ -255,7 +303,7 @@ func (c *child) serveFault(p int, write bool) error {
 	var err error
 	switch {
 	case c.data[p]:
-		if err = c.readImage(p, 1); err == nil {
+		if err = c.src.read(p, 1, c.buf[:PageSize]); err == nil {
 			_, err = c.retry(func() (int, error) { return c.u.Copy(c.addr(p), c.bufAddr(), PageSize, false) })
 		}
 	case write:
@@ -282,6 +330,9 @@ func (c *child) serveFault(p int, write bool) error {
 }
 
 func (c *child) fillErr(p int, err error) error {
+	if errors.Is(err, errSource) {
+		return err // the source's own message says which page and why
+	}
 	if err == unix.ENOENT || err == unix.ESRCH {
 		return errParentGone
 	}
@@ -300,25 +351,6 @@ func (c *child) retry(f func() (int, error)) (int, error) {
 }
 
 func (c *child) bufAddr() uintptr { return uintptr(unsafe.Pointer(&c.buf[0])) }
-
-// readImage reads n pages starting at p into buf.
-func (c *child) readImage(p, n int) error {
-	b := c.buf[:n*PageSize]
-	for len(b) > 0 {
-		k, err := unix.Pread(c.img, b, int64(p)*PageSize+int64(n*PageSize-len(b)))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading image page %d: %w", p, err)
-		}
-		if k == 0 {
-			return fmt.Errorf("image ends before page %d", p)
-		}
-		b = b[k:]
-	}
-	return nil
-}
 
 // fillRange fills the pages of [from, to) not served yet, as runs of data
 // pages (one pread and one UFFDIO_COPY each) and runs of zero pages (one
@@ -357,7 +389,7 @@ func (c *child) fillRange(from, to int, counter *int) error {
 // carrying on after an EAGAIN that filled part of the run.
 func (c *child) fillRun(p, n int) (int, error) {
 	if c.data[p] {
-		if err := c.readImage(p, n); err != nil {
+		if err := c.src.read(p, n, c.buf[:n*PageSize]); err != nil {
 			return 0, err
 		}
 	}

@@ -1,11 +1,24 @@
 // Package pageserver restores a memory region lazily: the region is
 // registered with userfaultfd in missing-page mode and its pages are filled
-// on first touch, from an Image, by a page-server child process (DESIGN.md
-// section 5, "Lazy restore").
+// on first touch by a page-server child process (DESIGN.md section 5, "Lazy
+// restore"), from one of two sources:
 //
-// It knows a region of bytes, page numbers and page contents only: nothing
-// of wazero, guests, snapshot formats or networking. Whoever fetches pages
-// (from a snapshot store, a relay, a cache) writes them into an Image first.
+//   - an Image: a memfd the parent filled (a local snapshot file);
+//   - Remote: a page service (shared/pageservice) and the page hashes of a
+//     snapshot's manifest. The child takes each page from the client's disk
+//     cache (shared/pagecache) or fetches it — one GET for a faulting page,
+//     one batch for read-ahead, a prefetch chunk or a completion chunk —
+//     verifies it against its hash, keeps it in the cache and only then
+//     copies it in. A page that fails verification, or a page service that
+//     is gone, ends the child with an error that names the page and the
+//     cause (see "When the child dies").
+//
+// Fetching happens in the child and nowhere else: a goroutine of the
+// guest's own process waiting on the network while the guest's thread waits
+// on the fault is the garbage-collector deadlock below, with a socket in it.
+//
+// It knows a region of bytes, page numbers, page contents and page hashes
+// only: nothing of wazero, guests, snapshot files or manifests.
 //
 // # Why a child process
 //
@@ -17,7 +30,8 @@
 // spike; with GOMAXPROCS=1 it happens without any GC). So faults are served
 // by a re-executed copy of the current binary: MaybeRunChild, called first
 // thing in main and TestMain, turns that copy into the server. The child
-// gets the userfaultfd, a memfd holding the image and two pipes, and fills
+// gets the userfaultfd, a memfd holding the image (or the remote pages'
+// description) and two pipes, and fills
 // pages with UFFDIO_COPY into the parent's address space. Nothing in the
 // parent ever has to run for a fault to be resolved.
 //
@@ -45,7 +59,9 @@
 // part of the contract:
 //
 //   - a watcher goroutine waits for the child; on an unexpected exit it
-//     records ErrServerDied (with the exit status and the child's stderr) and
+//     records ErrServerDied (with the child's own error if it reported one
+//     — "page 812 failed verification", "the page service at … refused the
+//     connection" — else its exit status and stderr) and
 //     calls Options.OnFailure, so the machine can cancel the running step
 //     (a guest running on zeroed memory may loop forever);
 //   - Server.Err, which the machine must call after every step before it

@@ -25,6 +25,9 @@ import (
 
 func TestMain(m *testing.M) {
 	MaybeRunChild() // the page-server children are this test binary
+	if dir := os.Getenv(testPageServiceEnv); dir != "" {
+		runTestPageService(dir) // so are the page services of remote restores
+	}
 	os.Exit(m.Run())
 }
 

@@ -33,6 +33,17 @@ type childConfig struct {
 	Pages     int
 	Readahead int
 	Prefetch  []int
+	Remote    *remoteConfig `json:",omitempty"` // nil: pages come from the image memfd
+}
+
+// remoteConfig is Remote as the child receives it.
+type remoteConfig struct {
+	BaseURL    string
+	CacheDir   string
+	CacheBytes int64
+	Indices    []uint32 // non-zero pages, ascending
+	Hashes     []byte   // 32 bytes per index, same order
+	Timeout    time.Duration
 }
 
 type report struct {
@@ -56,6 +67,13 @@ type Stats struct {
 	ServedByComplete  int
 	ZeroFilled        int // of all served, how many were zero pages
 	AlreadyPresent    int // EEXIST: the page was there already (duplicate fault message)
+	// Remote restores only: pages fetched from the page service (verified),
+	// of which while completing, pages read from the disk cache, and HTTP
+	// requests made.
+	Fetched           int
+	FetchedByComplete int
+	FromCache         int
+	FetchRequests     int
 	ServiceP50        time.Duration
 	ServiceP99        time.Duration
 	ServiceMax        time.Duration
@@ -67,9 +85,13 @@ func (s Stats) Served() int {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d faults (%d writes); served %d of %d pages (%d data in image): %d on fault, %d read-ahead, %d prefetch, %d complete; %d zero; service p50 %v p99 %v max %v",
+	str := fmt.Sprintf("%d faults (%d writes); served %d of %d pages (%d data in image): %d on fault, %d read-ahead, %d prefetch, %d complete; %d zero; service p50 %v p99 %v max %v",
 		s.Faults, s.WriteFaults, s.Served(), s.Pages, s.DataPages, s.ServedByFault, s.ServedByReadahead, s.ServedByPrefetch, s.ServedByComplete,
 		s.ZeroFilled, s.ServiceP50, s.ServiceP99, s.ServiceMax)
+	if s.Fetched+s.FromCache > 0 {
+		str += fmt.Sprintf("; fetched %d pages (%d to complete) in %d requests, %d from the disk cache", s.Fetched, s.FetchedByComplete, s.FetchRequests, s.FromCache)
+	}
+	return str
 }
 
 // percentiles fills the service-time fields from samples (nanoseconds).

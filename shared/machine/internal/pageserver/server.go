@@ -48,6 +48,50 @@ type Options struct {
 	Executable string
 	// StartTimeout bounds waiting for the child to be ready (default 10 s).
 	StartTimeout time.Duration
+	// Remote, if set, makes the child fetch the region's pages itself from
+	// a page service instead of reading an Image (Start's img is then nil).
+	Remote *Remote
+}
+
+// Remote is a region whose pages live in a page service
+// (shared/pageservice): the child takes each page from the disk cache
+// (shared/pagecache) or fetches it, verifies it against its hash, keeps it
+// in the cache and only then copies it in. Pages not listed are zero.
+type Remote struct {
+	BaseURL    string // the page service, e.g. "http://host:8080"
+	CacheDir   string // the shared page cache; "" keeps none
+	CacheBytes int64  // its bound (default 2 GiB)
+	// Indices lists the non-zero pages in ascending order; Hashes holds the
+	// SHA-256 of each, in the same order.
+	Indices []uint32
+	Hashes  [][32]byte
+	// Timeout bounds each request (default 30 s): a page service that
+	// stops answering fails the restore instead of hanging the guest.
+	Timeout time.Duration
+}
+
+func (r *Remote) config(pages int) (*remoteConfig, error) {
+	if r.BaseURL == "" {
+		return nil, errors.New("pageserver: remote pages without a page-service URL")
+	}
+	if len(r.Indices) != len(r.Hashes) {
+		return nil, fmt.Errorf("pageserver: %d remote page indices but %d hashes", len(r.Indices), len(r.Hashes))
+	}
+	c := &remoteConfig{BaseURL: r.BaseURL, CacheDir: r.CacheDir, CacheBytes: r.CacheBytes, Timeout: r.Timeout,
+		Indices: r.Indices, Hashes: make([]byte, 0, 32*len(r.Hashes))}
+	for i, p := range r.Indices {
+		if int(p) >= pages || (i > 0 && p <= r.Indices[i-1]) {
+			return nil, fmt.Errorf("pageserver: remote page index %d (position %d) is out of order or outside %d pages", p, i, pages)
+		}
+		c.Hashes = append(c.Hashes, r.Hashes[i][:]...)
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 2 << 30
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	return c, nil
 }
 
 type state int
@@ -79,19 +123,38 @@ type Server struct {
 	sawDone  bool // the child reported "done": its exit is expected
 	failOnce sync.Once
 	onFail   func(error)
+	childErr string // the child's own account of why it stopped, if it gave one
 }
 
-// Start drops every page of region (so that each one is served from img on
-// first touch), registers it with userfaultfd in missing-page mode and
-// starts the child that serves it. region must be page-aligned, private
-// anonymous memory of img.Pages() pages, and must stay mapped until the
-// Server is completed or closed. img may be closed after Start returns.
+// Start drops every page of region (so that each one is served from img,
+// or from opts.Remote, on first touch), registers it with userfaultfd in
+// missing-page mode and starts the child that serves it. region must be
+// page-aligned, private anonymous memory of img.Pages() pages, and must
+// stay mapped until the Server is completed or closed. img may be closed
+// after Start returns; it is nil with opts.Remote.
 //
 // If userfaultfd is refused or missing the error wraps ErrNotPermitted or
 // ErrUnsupported; the caller restores eagerly instead.
 func Start(region []byte, img *Image, opts Options) (*Server, error) {
-	if len(region) == 0 || len(region)%PageSize != 0 || len(region)/PageSize != img.Pages() {
+	var remote *remoteConfig
+	var imgFile *os.File
+	switch {
+	case opts.Remote != nil && img != nil:
+		return nil, errors.New("pageserver: both an image and remote pages")
+	case opts.Remote != nil:
+		if len(region) == 0 || len(region)%PageSize != 0 {
+			return nil, fmt.Errorf("pageserver: region of %d bytes is not a whole number of pages", len(region))
+		}
+		var err error
+		if remote, err = opts.Remote.config(len(region) / PageSize); err != nil {
+			return nil, err
+		}
+	case img == nil:
+		return nil, errors.New("pageserver: no image and no remote pages")
+	case len(region) == 0 || len(region)%PageSize != 0 || len(region)/PageSize != img.Pages():
 		return nil, fmt.Errorf("pageserver: region of %d bytes for an image of %d pages", len(region), img.Pages())
+	default:
+		imgFile = img.f
 	}
 	base := uintptr(unsafe.Pointer(&region[0]))
 	if base%PageSize != 0 {
@@ -137,7 +200,7 @@ func Start(region []byte, img *Image, opts Options) (*Server, error) {
 		Path:       exe,
 		Args:       []string{"replaydesk-pageserver"},
 		Env:        append(os.Environ(), EnvVar+"=1"),
-		ExtraFiles: []*os.File{uf, img.f, ctlR, repW}, // fds 3, 4, 5, 6
+		ExtraFiles: []*os.File{uf, imgFile, ctlR, repW}, // fds 3, 4 (closed for a remote restore), 5, 6
 		Stderr:     s.stderr,
 	}
 	err = s.cmd.Start()
@@ -151,7 +214,7 @@ func Start(region []byte, img *Image, opts Options) (*Server, error) {
 	go s.readReports(repR)
 	go s.watch()
 
-	cfg := childConfig{Base: uint64(base), Pages: img.Pages(), Readahead: opts.Readahead, Prefetch: opts.Prefetch}
+	cfg := childConfig{Base: uint64(base), Pages: len(region) / PageSize, Readahead: opts.Readahead, Prefetch: opts.Prefetch, Remote: remote}
 	// The pipe may be smaller than a long prefetch list; the child reads
 	// the config first thing, so writing here does not deadlock, and a dead
 	// child makes the write fail with EPIPE.
@@ -187,9 +250,14 @@ func (s *Server) readReports(r *os.File) {
 		if err := readMessage(r, &rep); err != nil {
 			return
 		}
-		if rep.Kind == "done" {
+		switch rep.Kind {
+		case "done":
 			s.mu.Lock()
 			s.sawDone = true
+			s.mu.Unlock()
+		case "error":
+			s.mu.Lock()
+			s.childErr = rep.Err
 			s.mu.Unlock()
 		}
 		select {
@@ -210,8 +278,14 @@ func (s *Server) watch() {
 	<-s.readerDone
 	s.mu.Lock()
 	unexpected := s.st != stopped && !s.sawDone
+	childErr := s.childErr
 	s.mu.Unlock()
-	if unexpected {
+	switch {
+	case unexpected && childErr != "":
+		// The child said why (a page that failed verification, a page
+		// service that went away): that is the error, not "it died".
+		s.fail(fmt.Errorf("%w: %s (child %d: %v)", ErrServerDied, childErr, s.cmd.Process.Pid, err))
+	case unexpected:
 		s.fail(fmt.Errorf("%w (child %d: %v; stderr: %q)", ErrServerDied, s.cmd.Process.Pid, err, s.stderr.String()))
 	}
 	close(s.exited)
@@ -247,6 +321,13 @@ func (s *Server) Err() error {
 		return fmt.Errorf("pageserver: checking the server: %w", err)
 	}
 	if !alive {
+		// The child is gone. Give the watcher a moment to collect its exit
+		// and its own account of why (a page refused, a page service gone),
+		// which says more than "released".
+		select {
+		case <-s.exited:
+		case <-time.After(2 * time.Second):
+		}
 		s.mu.Lock()
 		st = s.st
 		s.mu.Unlock()
