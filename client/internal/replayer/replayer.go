@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"replaydesk/client/internal/fetch"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
@@ -77,26 +78,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.FramesEvery == 0 {
 		o.FramesEvery = 1
 	}
-	var rem *remote
+	var rem *fetch.Fetcher
 	local := o.Dir
 	if base, id, ok := parseRemote(o.Dir); ok {
-		if o.CacheDir == "" {
-			c, err := os.UserCacheDir()
-			if err != nil {
-				return nil, err
-			}
-			o.CacheDir = filepath.Join(c, "replaydesk")
-		}
-		if o.CacheBytes == 0 {
-			o.CacheBytes = 2 << 30
-		}
 		var err error
-		if rem, err = openRemote(base, id, o.CacheDir, o.CacheBytes); err != nil {
+		if rem, err = fetch.Open(base, id, o.CacheDir, o.CacheBytes); err != nil {
 			return nil, err
 		}
 		u, _ := url.Parse(base)
-		local = filepath.Join(o.CacheDir, "sessions", strings.ReplaceAll(u.Host, ":", "_")+"_"+id)
-		if err := rem.mirror(ctx, local); err != nil {
+		local = filepath.Join(rem.CacheDir(), "sessions", strings.ReplaceAll(u.Host, ":", "_")+"_"+id)
+		if err := mirror(ctx, rem, local); err != nil {
 			return nil, fmt.Errorf("fetching session %s: %w", o.Dir, err)
 		}
 	}
@@ -123,9 +114,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer eng.Close(context.Background())
 	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
-	var disk *remoteDisk
+	var disk *fetch.Disk
 	if rem != nil && p.DiskMode == abi.DiskSnapshotted {
-		if disk, err = rem.diskSource(ctx); err != nil {
+		if disk, err = rem.Disk(ctx); err != nil {
 			return nil, fmt.Errorf("session %s's disk: %w", o.Dir, err)
 		}
 		if disk != nil {
@@ -140,7 +131,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		var s *snapshot.Snapshot
 		var workingSet []uint32
 		if rem != nil {
-			s, workingSet, res.Fetch, err = rem.snapshot(ctx, o.FromSnapshot, dir.ModuleHash())
+			s, workingSet, res.Fetch, err = rem.SnapshotN(ctx, o.FromSnapshot, dir.ModuleHash())
 		} else {
 			var info sessiondir.SnapshotInfo
 			s, info, err = dir.Snapshot(o.FromSnapshot)
@@ -219,7 +210,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	st := m.Stats()
 	res.Steps, res.Ticks, res.Checkpoints = m.Steps(), m.Ticks(), st.Checkpoints
 	if disk != nil {
-		res.DiskBlocksRead = disk.fetched
+		res.DiskBlocksRead = disk.Fetched()
 	}
 	if ls, ok := m.LazyStats(); ok {
 		res.Lazy = &LazyResult{Pages: ls.Pages, DataPages: ls.DataPages, Faults: ls.Faults,
