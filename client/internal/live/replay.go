@@ -141,6 +141,14 @@ func (r *replay) run(ctx context.Context, d replayDeps) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, machine.ErrEndOfLog) {
+				// A sealed log: the session ended. Its last screen stays.
+				r.copyFrame(m.Frame(), m.Pixels())
+				r.fbHash.Store(m.FramebufferHash())
+				d.log.Info().Uint64("tick", m.Ticks()).Msg("the session's log is sealed: the session ended")
+				<-ctx.Done()
+				return ctx.Err()
+			}
 			var dv *machine.Divergence
 			if errors.As(err, &dv) {
 				return fmt.Errorf("replay diverged from the server's log: %w", err)

@@ -1,0 +1,221 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"replaydesk/client/internal/localview"
+	"replaydesk/shared/abi"
+	"replaydesk/shared/display"
+	"replaydesk/shared/wire"
+	"replaydesk/shared/wsconn"
+)
+
+func TestParseLink(t *testing.T) {
+	l, err := ParseLink("http://127.0.0.1:8080/s/demo-1?t=abc.def")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Base != "http://127.0.0.1:8080" || l.Session != "demo-1" || l.Token != "abc.def" || l.WebSocket() != "ws://127.0.0.1:8080/ws/demo-1" {
+		t.Fatalf("%+v %s", l, l.WebSocket())
+	}
+	for _, bad := range []string{"ftp://h/s/x?t=1", "http://h/x/y?t=1", "http://h/s/x", "http://h/s/?t=1", "http://h/s/a/b?t=1", "http://h/s/..?t=1"} {
+		if _, err := ParseLink(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestDisplayModeAndLocalView(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	c, stop := runClient(t, u, Options{Want: wire.ModeDisplay})
+	if h := u.next(t).(*wire.Hello); h.Want != wire.ModeDisplay || h.Caps != Caps || h.Token != u.token {
+		t.Fatalf("Hello %+v", h)
+	}
+	// Every frame applied: the client's screen is the recorder's last one.
+	var sc Screen
+	deadline := time.Now().Add(30 * time.Second)
+	for !(c.Screen(&sc) && sc.Tick == s.endTick) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never reached tick %d (at %d)", s.endTick, sc.Tick)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if sc.Replay || sc.W != s.w || sc.H != s.h || !bytes.Equal(sc.Pix, s.endPix) {
+		t.Fatalf("display framebuffer %dx%d replay=%v differs from the recorder's %dx%d", sc.W, sc.H, sc.Replay, s.w, s.h)
+	}
+
+	// The local view: a page gets a lossless key frame of that screen.
+	v, err := localview.Start(c, localview.Options{Session: testSession})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if !strings.Contains(v.URL(), "/s/"+testSession+"?t="+v.Token()) {
+		t.Fatalf("URL %s", v.URL())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := strings.Replace(strings.SplitN(v.URL(), "/s/", 2)[0], "http", "ws", 1) + "/ws/" + testSession
+	// A wrong local token is refused.
+	bad, err := wsconn.Dial(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Send(ctx, &wire.Hello{Major: 1, Caps: wire.CapDisplay, Token: u.token})
+	if m, _, err := bad.Recv(ctx); err == nil {
+		if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeUnauthorized {
+			t.Fatalf("a page with the session's token instead of the local one got %v", m)
+		}
+	}
+	bad.CloseNow()
+
+	page, err := wsconn.Dial(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.CloseNow()
+	if err := page.Send(ctx, &wire.Hello{Major: 1, Caps: wire.CapDisplay | wire.CapZlib | wire.CapPalette, Token: v.Token()}); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := page.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, ok := m.(*wire.Welcome); !ok || w.User != 7 || w.Mode != wire.ModeDisplay || w.ModuleHash != s.moduleHash {
+		t.Fatalf("the page's Welcome: %+v", m)
+	}
+	m, _, err = page.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := m.(*wire.DisplayFrame)
+	if !ok || !f.Key || int(f.Width) != s.w || int(f.Height) != s.h {
+		t.Fatalf("the page's first frame: %+v", m)
+	}
+	fb := make([]byte, s.w*s.h*4)
+	var dec display.Decoder
+	tiles := make([]display.Tile, len(f.Tiles))
+	for i, tl := range f.Tiles {
+		if tl.Encoding == wire.EncJPEG {
+			t.Fatal("a lossy tile in the local view")
+		}
+		tiles[i] = display.FromWire(tl)
+	}
+	if err := dec.Apply(tiles, fb, s.w, s.h, s.w*4); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fb, s.endPix) {
+		t.Fatal("the local view's key frame differs from the client's screen")
+	}
+	// Input from the page goes to the session as the client's.
+	in := &wire.Input{Seq: 3, Epoch: 1, Events: []abi.Event{{Type: abi.EvKey, Code: abi.CodeKeyA, Down: true}}}
+	if err := page.Send(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if got, ok := u.next(t).(*wire.Input); ok {
+			if got.Seq != 3 || len(got.Events) != 1 || got.Events[0].Code != abi.CodeKeyA {
+				t.Fatalf("the session got %+v", got)
+			}
+			break
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Pinned to display: the client never asked for anything else.
+	for len(u.got) > 0 {
+		if ms, ok := (<-u.got).(*wire.ModeSwitch); ok {
+			t.Fatalf("a display-pinned client sent %+v", ms)
+		}
+	}
+}
+
+func TestPinnedReplayCatchesUp(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	statsPath := filepath.Join(t.TempDir(), "stats.jsonl")
+	sf, err := os.Create(statsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	c, stop := runClient(t, u, Options{Want: wire.ModeReplay, Stats: sf})
+	if h := u.next(t).(*wire.Hello); h.Want != wire.ModeReplay {
+		t.Fatalf("Hello want %d", h.Want)
+	}
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "the replay at the end tick", func(s2 *Stats) bool { return s2.ReplayTick == s.endTick && s2.Mode == "replay" })
+	if st.ReplayFB != hex16(s.endFB) {
+		t.Fatalf("replayed framebuffer hash %s at tick %d, the recorder's %s", st.ReplayFB, st.ReplayTick, hex16(s.endFB))
+	}
+	if st.Checkpoints == 0 {
+		t.Fatal("no checkpoints verified")
+	}
+	if st.LagTicks != 0 || st.BufferBytes != 0 {
+		t.Fatalf("caught up with lag %d ticks, %d bytes buffered", st.LagTicks, st.BufferBytes)
+	}
+	var sc Screen
+	if !c.Screen(&sc) || !sc.Replay || !bytes.Equal(sc.Pix, s.endPix) {
+		t.Fatalf("the screen in replay mode is not the replay's last frame (replay=%v)", sc.Replay)
+	}
+	select {
+	case l := <-u.lags:
+		if l.ReplayTick > l.ReceivedTick || l.ReceivedTick > s.endTick {
+			t.Fatalf("Lag %+v", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Lag message in dual or replay")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stats file: one JSON object a line, with every field.
+	b, err := os.ReadFile(statsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("%d stats lines", len(lines))
+	}
+	var modesSeen []string
+	var switches []Switch
+	for i, line := range lines {
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(line), &raw); err != nil {
+			t.Fatalf("line %d: %v: %s", i+1, err, line)
+		}
+		for _, k := range []string{"time", "mode", "bytes", "lag_ms", "lag_ticks", "buffer_bytes", "switches", "replay_tick", "server_tick", "checkpoints"} {
+			if _, ok := raw[k]; !ok {
+				t.Fatalf("line %d has no %q: %s", i+1, k, line)
+			}
+		}
+		var st Stats
+		json.Unmarshal([]byte(line), &st)
+		modesSeen = append(modesSeen, st.Mode)
+		switches = append(switches, st.Switches...)
+	}
+	var last Stats
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	if last.Bytes.Log == 0 || last.Bytes.Display == 0 || last.Bytes.Pages == 0 || last.Bytes.Other == 0 {
+		t.Fatalf("byte counters %+v", last.Bytes)
+	}
+	var path []string
+	for _, sw := range switches {
+		path = append(path, sw.From+">"+sw.To)
+	}
+	if got := strings.Join(path, " "); got != "display>await-snapshot await-snapshot>dual dual>replay" {
+		t.Fatalf("switches %s", got)
+	}
+}
