@@ -640,7 +640,13 @@ func (c *Client) sample(ctx context.Context, conn *wsconn.Conn, now time.Time) e
 		}
 		s.Lag = modes.LagOf(lagTicks, rate)
 	}
-	if tr, ok := c.ctl.Observe(now, s); ok {
+	obs := s
+	if c.sentMode == wire.ModeDual {
+		// Resumed: the relay takes us for dual, where any lag is allowed,
+		// until we have caught up with the log it sends from our position.
+		obs.Lag = 0
+	}
+	if tr, ok := c.ctl.Observe(now, obs); ok {
 		if err := c.act(ctx, conn, tr, false); err != nil {
 			return err
 		}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"replaydesk/client/internal/localview"
 	"replaydesk/shared/abi"
@@ -217,5 +220,120 @@ func TestPinnedReplayCatchesUp(t *testing.T) {
 	}
 	if got := strings.Join(path, " "); got != "display>await-snapshot await-snapshot>dual dual>replay" {
 		t.Fatalf("switches %s", got)
+	}
+}
+
+// corrupt returns a copy of b with one payload byte flipped.
+func corrupt(b wire.LogBlock) *wire.LogBlock {
+	c := wire.LogBlock{Pos: b.Pos, Block: append([]byte(nil), b.Block...)}
+	c.Block[len(c.Block)-1] ^= 0x40
+	return &c
+}
+
+func TestCorruptBlockFallsBackToDisplay(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	u.holdFrom, u.dualOnce = s.snapIdx+3, true
+	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
+	u.next(t) // Hello
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	held := s.blocks[u.holdFrom].Pos.Tick
+	waitStats(t, c, "the replay at the held tick", func(st *Stats) bool { return st.ReplayTick == held })
+	u.send(corrupt(s.blocks[u.holdFrom]))
+	ms := u.expectSwitch(t, wire.SwitchRequested, wire.ModeDisplay)
+	if !strings.Contains(ms.Reason, "checksum") {
+		t.Fatalf("the switch to display says %q, not why", ms.Reason)
+	}
+	st := waitStats(t, c, "the failure in the stats", func(st *Stats) bool { return st.Failures == 1 })
+	if !strings.Contains(st.LastFailure, "refused") || st.Mode == "replay" {
+		t.Fatalf("stats after a corrupt block: %+v", st)
+	}
+	var sc Screen
+	if c.Screen(&sc); sc.Replay {
+		t.Fatal("still showing the replay after a corrupt block")
+	}
+	// Pinned to replay, it asks again (the pin ignores the back-off).
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+}
+
+func TestForcedDisplayIsObeyed(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	u.dualOnce = true
+	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
+	u.next(t) // Hello
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	waitStats(t, c, "replay", func(st *Stats) bool { return st.Mode == "replay" && st.ReplayTick == s.endTick })
+	u.send(&wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: test"})
+	// The relay switched it already: the client does not ask for display,
+	// and its next request is the pin's dual.
+	ms := u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	_ = ms
+	var sc Screen
+	if c.Screen(&sc); sc.Replay {
+		t.Fatal("still showing the replay after a forced switch to display")
+	}
+	st := waitStats(t, c, "the forced switch", func(st *Stats) bool { return st.SwitchCount >= 4 })
+	if st.Mode != "display" || st.Failures != 0 {
+		t.Fatalf("after a forced switch: %+v", st)
+	}
+}
+
+func TestReconnectResumes(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	u.holdFrom = s.snapIdx + 3
+	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
+	u.next(t) // Hello
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	held := s.blocks[u.holdFrom].Pos
+	waitStats(t, c, "the replay at the held tick", func(st *Stats) bool { return st.ReplayTick == held.Tick })
+	pagesBefore := c.fetch.BytesReceived()
+	u.drop()
+	h, ok := u.next(t).(*wire.Hello)
+	if !ok {
+		t.Fatal("the client did not say Hello again")
+	}
+	if len(h.KnownSnapshots) != 1 || h.KnownSnapshots[0] != s.snap.ManifestHash {
+		t.Fatalf("the reconnecting Hello knows snapshots %x", h.KnownSnapshots)
+	}
+	r, ok := u.next(t).(*wire.Resume)
+	if !ok {
+		t.Fatal("no Resume after the Welcome")
+	}
+	if r.Pos != held {
+		t.Fatalf("Resume at %+v, the log held ends at %+v", r.Pos, held)
+	}
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "the replay at the end", func(st *Stats) bool { return st.ReplayTick == s.endTick })
+	if st.ReplayFB != hex16(s.endFB) {
+		t.Fatalf("replayed framebuffer %s after resuming, the recorder's %s", st.ReplayFB, hex16(s.endFB))
+	}
+	if got := c.fetch.BytesReceived(); got != pagesBefore {
+		t.Fatalf("resuming fetched %d more bytes of pages", got-pagesBefore)
+	}
+	u.mu.Lock()
+	conns := u.conns
+	u.mu.Unlock()
+	if conns != 2 {
+		t.Fatalf("%d connections", conns)
+	}
+}
+
+func TestRefusedTokenEndsRun(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	o := Options{Link: Link{Base: u.srv.URL, Session: testSession, Token: "wrong"}, CacheDir: t.TempDir(), Log: zerolog.Nop()}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(context.Background())
+	var fe *FatalError
+	if !errors.As(err, &fe) || fe.Err.Code != wire.CodeUnauthorized {
+		t.Fatalf("Run with a bad token: %v", err)
 	}
 }

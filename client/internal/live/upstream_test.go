@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"replaydesk/server/images"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/display"
@@ -391,6 +393,7 @@ func runClient(t *testing.T, u *upstream, o Options) (*Client, func() error) {
 		o.SampleEvery = 50 * time.Millisecond
 	}
 	o.MinBackoff = 20 * time.Millisecond
+	o.Log = zerolog.New(zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))).With().Timestamp().Logger()
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
