@@ -35,6 +35,26 @@ func TestParseLink(t *testing.T) {
 	}
 }
 
+func FuzzParseLink(f *testing.F) {
+	f.Add("http://127.0.0.1:8080/s/demo?t=x.y")
+	f.Add("https://h/s/a.b-c_d?t=%20&t=2")
+	f.Add("http://[::1]:1/s/x?t=1#frag")
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLink(s)
+		if err != nil {
+			return
+		}
+		if l.Session == "" || l.Token == "" || !strings.HasPrefix(l.WebSocket(), "ws") {
+			t.Fatalf("%q parsed to %+v (%s)", s, l, l.WebSocket())
+		}
+		// What parses names the same session again through its WebSocket URL.
+		again, err := ParseLink(l.Base + "/s/" + l.Session + "?t=tok")
+		if err != nil || again.Session != l.Session || again.Base != l.Base {
+			t.Fatalf("%q: %+v does not round-trip: %+v %v", s, l, again, err)
+		}
+	})
+}
+
 func TestDisplayModeAndLocalView(t *testing.T) {
 	s := recording(t)
 	u := newUpstream(t, s)
@@ -117,6 +137,21 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 	}
 	if !bytes.Equal(fb, s.endPix) {
 		t.Fatal("the local view's key frame differs from the client's screen")
+	}
+	// Presence from the session reaches the page.
+	pres := &wire.Presence{Control: wire.ControlShared, Epoch: 1, Users: []wire.PresenceUser{{User: 7, Name: "me", Role: wire.RoleViewer, Mode: wire.ModeDisplay}}}
+	u.send(pres)
+	for {
+		m, _, err := page.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok := m.(*wire.Presence); ok {
+			if len(p.Users) != 1 || p.Users[0].Name != "me" {
+				t.Fatalf("the page got presence %+v", p)
+			}
+			break
+		}
 	}
 	// Input from the page goes to the session as the client's.
 	in := &wire.Input{Seq: 3, Epoch: 1, Events: []abi.Event{{Type: abi.EvKey, Code: abi.CodeKeyA, Down: true}}}
@@ -335,5 +370,37 @@ func TestRefusedTokenEndsRun(t *testing.T) {
 	var fe *FatalError
 	if !errors.As(err, &fe) || fe.Err.Code != wire.CodeUnauthorized {
 		t.Fatalf("Run with a bad token: %v", err)
+	}
+}
+
+func TestDivergenceFallsBackToDisplay(t *testing.T) {
+	s := recording(t)
+	u := newUpstream(t, s)
+	u.badSnapshot, u.dualOnce = true, true
+	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
+	u.next(t) // Hello
+	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	// A replay from a wrong state never reaches replay mode: the memory
+	// checkpoint stops it and the client goes back to display.
+	for {
+		ms, ok := u.next(t).(*wire.ModeSwitch)
+		if !ok {
+			continue
+		}
+		if ms.Mode == wire.ModeReplay {
+			continue // caught up before the next memory checkpoint: fine, it must still fall back
+		}
+		if ms.Mode != wire.ModeDisplay || !strings.Contains(ms.Reason, "diverged") {
+			t.Fatalf("after a divergence the client sent %+v", ms)
+		}
+		break
+	}
+	st := waitStats(t, c, "the failure in the stats", func(st *Stats) bool { return st.Failures == 1 })
+	if !strings.Contains(st.LastFailure, "diverged") || st.Mode == "replay" {
+		t.Fatalf("stats after a divergence: %+v", st)
+	}
+	var sc Screen
+	if c.Screen(&sc); sc.Replay {
+		t.Fatal("showing a replay that diverged")
 	}
 }

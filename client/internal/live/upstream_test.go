@@ -37,6 +37,7 @@ type session struct {
 	blocks     []wire.LogBlock // every block, in order
 	snapIdx    int             // blocks[snapIdx] is the first after the snapshot
 	snap       wire.SnapshotAnnounce
+	badSnap    wire.SnapshotAnnounce // the same snapshot with one byte of free memory flipped
 	store      *pagestore.MemStore
 	index      *pageservice.SessionIndex
 	endTick    uint64
@@ -161,6 +162,14 @@ func record() (*session, error) {
 				return nil, err
 			}
 			s.index.Add(testSession, pageservice.EntryFor(1, man, h))
+			bad := *snap
+			bad.Memory = append([]byte(nil), snap.Memory...)
+			bad.Memory[len(bad.Memory)-1] ^= 1 // the heap's far end: unused, so only a memory checkpoint sees it
+			_, bh, err := pageservice.Publish(s.store, &bad, nil)
+			if err != nil {
+				return nil, err
+			}
+			s.badSnap = wire.SnapshotAnnounce{Number: 1, ManifestHash: bh, Tick: snap.LogPos.Tick, Step: snap.LogPos.Step, Pos: snap.LogPos}
 			s.snapIdx = len(s.blocks)
 			s.snap = wire.SnapshotAnnounce{Number: 1, ManifestHash: h, Tick: snap.LogPos.Tick, Step: snap.LogPos.Step, Pos: snap.LogPos}
 		}
@@ -207,6 +216,8 @@ type upstream struct {
 	holdFrom int
 	// dualOnce: answer only the first dual request.
 	dualOnce bool
+	// badSnapshot: announce the tampered snapshot.
+	badSnapshot bool
 
 	mu      sync.Mutex
 	conn    *wsconn.Conn
@@ -326,7 +337,11 @@ func (u *upstream) serveWS(w http.ResponseWriter, r *http.Request) {
 				if !answer {
 					continue
 				}
-				c.Send(ctx, &s.snap)
+				if u.badSnapshot {
+					c.Send(ctx, &s.badSnap)
+				} else {
+					c.Send(ctx, &s.snap)
+				}
 				to := len(s.blocks)
 				if u.holdFrom > 0 {
 					to = u.holdFrom
