@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"replaydesk/client/internal/live/livetest"
 	"replaydesk/client/internal/localview"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/display"
@@ -57,42 +58,42 @@ func FuzzParseLink(f *testing.F) {
 
 func TestDisplayModeAndLocalView(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
+	u := livetest.NewUpstream(t, s)
 	c, stop := runClient(t, u, Options{Want: wire.ModeDisplay})
-	if h := u.next(t).(*wire.Hello); h.Want != wire.ModeDisplay || h.Caps != Caps || h.Token != u.token {
+	if h := u.Next(t).(*wire.Hello); h.Want != wire.ModeDisplay || h.Caps != Caps || h.Token != u.Token {
 		t.Fatalf("Hello %+v", h)
 	}
 	// Every frame applied: the client's screen is the recorder's last one.
 	var sc Screen
 	deadline := time.Now().Add(30 * time.Second)
-	for !(c.Screen(&sc) && sc.Tick == s.endTick) {
+	for !(c.Screen(&sc) && sc.Tick == s.EndTick) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the screen never reached tick %d (at %d)", s.endTick, sc.Tick)
+			t.Fatalf("the screen never reached tick %d (at %d)", s.EndTick, sc.Tick)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if sc.Replay || sc.W != s.w || sc.H != s.h || !bytes.Equal(sc.Pix, s.endPix) {
-		t.Fatalf("display framebuffer %dx%d replay=%v differs from the recorder's %dx%d", sc.W, sc.H, sc.Replay, s.w, s.h)
+	if sc.Replay || sc.W != s.W || sc.H != s.H || !bytes.Equal(sc.Pix, s.EndPix) {
+		t.Fatalf("display framebuffer %dx%d replay=%v differs from the recorder's %dx%d", sc.W, sc.H, sc.Replay, s.W, s.H)
 	}
 
 	// The local view: a page gets a lossless key frame of that screen.
-	v, err := localview.Start(c, localview.Options{Session: testSession})
+	v, err := localview.Start(c, localview.Options{Session: livetest.SessionID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if !strings.Contains(v.URL(), "/s/"+testSession+"?t="+v.Token()) {
+	if !strings.Contains(v.URL(), "/s/"+livetest.SessionID+"?t="+v.Token()) {
 		t.Fatalf("URL %s", v.URL())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws := strings.Replace(strings.SplitN(v.URL(), "/s/", 2)[0], "http", "ws", 1) + "/ws/" + testSession
+	ws := strings.Replace(strings.SplitN(v.URL(), "/s/", 2)[0], "http", "ws", 1) + "/ws/" + livetest.SessionID
 	// A wrong local token is refused.
 	bad, err := wsconn.Dial(ctx, ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad.Send(ctx, &wire.Hello{Major: 1, Caps: wire.CapDisplay, Token: u.token})
+	bad.Send(ctx, &wire.Hello{Major: 1, Caps: wire.CapDisplay, Token: u.Token})
 	if m, _, err := bad.Recv(ctx); err == nil {
 		if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeUnauthorized {
 			t.Fatalf("a page with the session's token instead of the local one got %v", m)
@@ -112,7 +113,7 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w, ok := m.(*wire.Welcome); !ok || w.User != 7 || w.Mode != wire.ModeDisplay || w.ModuleHash != s.moduleHash {
+	if w, ok := m.(*wire.Welcome); !ok || w.User != 7 || w.Mode != wire.ModeDisplay || w.ModuleHash != s.ModuleHash {
 		t.Fatalf("the page's Welcome: %+v", m)
 	}
 	m, _, err = page.Recv(ctx)
@@ -120,10 +121,10 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, ok := m.(*wire.DisplayFrame)
-	if !ok || !f.Key || int(f.Width) != s.w || int(f.Height) != s.h {
+	if !ok || !f.Key || int(f.Width) != s.W || int(f.Height) != s.H {
 		t.Fatalf("the page's first frame: %+v", m)
 	}
-	fb := make([]byte, s.w*s.h*4)
+	fb := make([]byte, s.W*s.H*4)
 	var dec display.Decoder
 	tiles := make([]display.Tile, len(f.Tiles))
 	for i, tl := range f.Tiles {
@@ -132,15 +133,15 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 		}
 		tiles[i] = display.FromWire(tl)
 	}
-	if err := dec.Apply(tiles, fb, s.w, s.h, s.w*4); err != nil {
+	if err := dec.Apply(tiles, fb, s.W, s.H, s.W*4); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(fb, s.endPix) {
+	if !bytes.Equal(fb, s.EndPix) {
 		t.Fatal("the local view's key frame differs from the client's screen")
 	}
 	// Presence from the session reaches the page.
 	pres := &wire.Presence{Control: wire.ControlShared, Epoch: 1, Users: []wire.PresenceUser{{User: 7, Name: "me", Role: wire.RoleViewer, Mode: wire.ModeDisplay}}}
-	u.send(pres)
+	u.Send(pres)
 	for {
 		m, _, err := page.Recv(ctx)
 		if err != nil {
@@ -159,7 +160,7 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if got, ok := u.next(t).(*wire.Input); ok {
+		if got, ok := u.Next(t).(*wire.Input); ok {
 			if got.Seq != 3 || len(got.Events) != 1 || got.Events[0].Code != abi.CodeKeyA {
 				t.Fatalf("the session got %+v", got)
 			}
@@ -170,8 +171,8 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pinned to display: the client never asked for anything else.
-	for len(u.got) > 0 {
-		if ms, ok := (<-u.got).(*wire.ModeSwitch); ok {
+	for len(u.Got) > 0 {
+		if ms, ok := (<-u.Got).(*wire.ModeSwitch); ok {
 			t.Fatalf("a display-pinned client sent %+v", ms)
 		}
 	}
@@ -179,7 +180,7 @@ func TestDisplayModeAndLocalView(t *testing.T) {
 
 func TestPinnedReplayCatchesUp(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
+	u := livetest.NewUpstream(t, s)
 	statsPath := filepath.Join(t.TempDir(), "stats.jsonl")
 	sf, err := os.Create(statsPath)
 	if err != nil {
@@ -187,14 +188,14 @@ func TestPinnedReplayCatchesUp(t *testing.T) {
 	}
 	defer sf.Close()
 	c, stop := runClient(t, u, Options{Want: wire.ModeReplay, Stats: sf})
-	if h := u.next(t).(*wire.Hello); h.Want != wire.ModeReplay {
+	if h := u.Next(t).(*wire.Hello); h.Want != wire.ModeReplay {
 		t.Fatalf("Hello want %d", h.Want)
 	}
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
-	st := waitStats(t, c, "the replay at the end tick", func(s2 *Stats) bool { return s2.ReplayTick == s.endTick && s2.Mode == "replay" })
-	if st.ReplayFB != hex16(s.endFB) {
-		t.Fatalf("replayed framebuffer hash %s at tick %d, the recorder's %s", st.ReplayFB, st.ReplayTick, hex16(s.endFB))
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "the replay at the end tick", func(s2 *Stats) bool { return s2.ReplayTick == s.EndTick && s2.Mode == "replay" })
+	if st.ReplayFB != hex16(s.EndFB) {
+		t.Fatalf("replayed framebuffer hash %s at tick %d, the recorder's %s", st.ReplayFB, st.ReplayTick, hex16(s.EndFB))
 	}
 	if st.Checkpoints == 0 {
 		t.Fatal("no checkpoints verified")
@@ -203,12 +204,12 @@ func TestPinnedReplayCatchesUp(t *testing.T) {
 		t.Fatalf("caught up with lag %d ticks, %d bytes buffered", st.LagTicks, st.BufferBytes)
 	}
 	var sc Screen
-	if !c.Screen(&sc) || !sc.Replay || !bytes.Equal(sc.Pix, s.endPix) {
+	if !c.Screen(&sc) || !sc.Replay || !bytes.Equal(sc.Pix, s.EndPix) {
 		t.Fatalf("the screen in replay mode is not the replay's last frame (replay=%v)", sc.Replay)
 	}
 	select {
-	case l := <-u.lags:
-		if l.ReplayTick > l.ReceivedTick || l.ReceivedTick > s.endTick {
+	case l := <-u.Lags:
+		if l.ReplayTick > l.ReceivedTick || l.ReceivedTick > s.EndTick {
 			t.Fatalf("Lag %+v", l)
 		}
 	case <-time.After(10 * time.Second):
@@ -267,16 +268,16 @@ func corrupt(b wire.LogBlock) *wire.LogBlock {
 
 func TestCorruptBlockFallsBackToDisplay(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
-	u.holdFrom, u.dualOnce = s.snapIdx+3, true
+	u := livetest.NewUpstream(t, s)
+	u.HoldFrom, u.DualOnce = s.SnapIdx+3, true
 	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
-	u.next(t) // Hello
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
-	held := s.blocks[u.holdFrom].Pos.Tick
+	u.Next(t) // Hello
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	held := s.Blocks[u.HoldFrom].Pos.Tick
 	waitStats(t, c, "the replay at the held tick", func(st *Stats) bool { return st.ReplayTick == held })
-	u.send(corrupt(s.blocks[u.holdFrom]))
-	ms := u.expectSwitch(t, wire.SwitchRequested, wire.ModeDisplay)
+	u.Send(corrupt(s.Blocks[u.HoldFrom]))
+	ms := u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDisplay)
 	if !strings.Contains(ms.Reason, "checksum") {
 		t.Fatalf("the switch to display says %q, not why", ms.Reason)
 	}
@@ -289,22 +290,22 @@ func TestCorruptBlockFallsBackToDisplay(t *testing.T) {
 		t.Fatal("still showing the replay after a corrupt block")
 	}
 	// Pinned to replay, it asks again (the pin ignores the back-off).
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
 }
 
 func TestForcedDisplayIsObeyed(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
-	u.dualOnce = true
+	u := livetest.NewUpstream(t, s)
+	u.DualOnce = true
 	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
-	u.next(t) // Hello
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
-	waitStats(t, c, "replay", func(st *Stats) bool { return st.Mode == "replay" && st.ReplayTick == s.endTick })
-	u.send(&wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: test"})
+	u.Next(t) // Hello
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	waitStats(t, c, "replay", func(st *Stats) bool { return st.Mode == "replay" && st.ReplayTick == s.EndTick })
+	u.Send(&wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: test"})
 	// The relay switched it already: the client does not ask for display,
 	// and its next request is the pin's dual.
-	ms := u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	ms := u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
 	_ = ms
 	var sc Screen
 	if c.Screen(&sc); sc.Replay {
@@ -318,50 +319,47 @@ func TestForcedDisplayIsObeyed(t *testing.T) {
 
 func TestReconnectResumes(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
-	u.holdFrom = s.snapIdx + 3
+	u := livetest.NewUpstream(t, s)
+	u.HoldFrom = s.SnapIdx + 3
 	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
-	u.next(t) // Hello
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
-	held := s.blocks[u.holdFrom].Pos
+	u.Next(t) // Hello
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	held := s.Blocks[u.HoldFrom].Pos
 	waitStats(t, c, "the replay at the held tick", func(st *Stats) bool { return st.ReplayTick == held.Tick })
 	pagesBefore := c.fetch.BytesReceived()
-	u.drop()
-	h, ok := u.next(t).(*wire.Hello)
+	u.Drop()
+	h, ok := u.Next(t).(*wire.Hello)
 	if !ok {
 		t.Fatal("the client did not say Hello again")
 	}
-	if len(h.KnownSnapshots) != 1 || h.KnownSnapshots[0] != s.snap.ManifestHash {
+	if len(h.KnownSnapshots) != 1 || h.KnownSnapshots[0] != s.Snap.ManifestHash {
 		t.Fatalf("the reconnecting Hello knows snapshots %x", h.KnownSnapshots)
 	}
-	r, ok := u.next(t).(*wire.Resume)
+	r, ok := u.Next(t).(*wire.Resume)
 	if !ok {
 		t.Fatal("no Resume after the Welcome")
 	}
 	if r.Pos != held {
 		t.Fatalf("Resume at %+v, the log held ends at %+v", r.Pos, held)
 	}
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
-	st := waitStats(t, c, "the replay at the end", func(st *Stats) bool { return st.ReplayTick == s.endTick })
-	if st.ReplayFB != hex16(s.endFB) {
-		t.Fatalf("replayed framebuffer %s after resuming, the recorder's %s", st.ReplayFB, hex16(s.endFB))
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "the replay at the end", func(st *Stats) bool { return st.ReplayTick == s.EndTick })
+	if st.ReplayFB != hex16(s.EndFB) {
+		t.Fatalf("replayed framebuffer %s after resuming, the recorder's %s", st.ReplayFB, hex16(s.EndFB))
 	}
 	if got := c.fetch.BytesReceived(); got != pagesBefore {
 		t.Fatalf("resuming fetched %d more bytes of pages", got-pagesBefore)
 	}
-	u.mu.Lock()
-	conns := u.conns
-	u.mu.Unlock()
-	if conns != 2 {
+	if conns := u.Conns(); conns != 2 {
 		t.Fatalf("%d connections", conns)
 	}
 }
 
 func TestRefusedTokenEndsRun(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
-	o := Options{Link: Link{Base: u.srv.URL, Session: testSession, Token: "wrong"}, CacheDir: t.TempDir(), Log: zerolog.Nop()}
+	u := livetest.NewUpstream(t, s)
+	o := Options{Link: Link{Base: u.Srv.URL, Session: livetest.SessionID, Token: "wrong"}, CacheDir: t.TempDir(), Log: zerolog.Nop()}
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -375,15 +373,15 @@ func TestRefusedTokenEndsRun(t *testing.T) {
 
 func TestDivergenceFallsBackToDisplay(t *testing.T) {
 	s := recording(t)
-	u := newUpstream(t, s)
-	u.badSnapshot, u.dualOnce = true, true
+	u := livetest.NewUpstream(t, s)
+	u.BadSnapshot, u.DualOnce = true, true
 	c, _ := runClient(t, u, Options{Want: wire.ModeReplay})
-	u.next(t) // Hello
-	u.expectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.Next(t) // Hello
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
 	// A replay from a wrong state never reaches replay mode: the memory
 	// checkpoint stops it and the client goes back to display.
 	for {
-		ms, ok := u.next(t).(*wire.ModeSwitch)
+		ms, ok := u.Next(t).(*wire.ModeSwitch)
 		if !ok {
 			continue
 		}
