@@ -85,7 +85,7 @@ func liveCmd(ctx context.Context, args []string) {
 	if len(*name) > wire.MaxName {
 		*name = (*name)[:wire.MaxName]
 	}
-	o := live.Options{Link: l, Want: want, Name: *name, CacheDir: *cacheDir, Lazy: *lazy, Log: log}
+	o := live.Options{Link: l, Want: want, Name: *name, CacheDir: *cacheDir, Lazy: *lazy, Headless: *headless, Log: log}
 	if *statsPath != "" {
 		f, err := os.Create(*statsPath)
 		if err != nil {

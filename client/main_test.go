@@ -155,7 +155,7 @@ func lastLine(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	// Only whole lines: the client may be writing the next one.
-	whole, _, _ := strings.Cut(string(b[:max(0, strings.LastIndexByte(string(b), '\n'))]), "\x00")
+	whole := string(b[:max(0, strings.LastIndexByte(string(b), '\n'))])
 	lines := strings.Split(whole, "\n")
 	return lines[len(lines)-1]
 }

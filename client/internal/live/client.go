@@ -44,6 +44,9 @@ type Options struct {
 	// EngineCacheDir keeps compiled guest code ("" the user cache
 	// directory, "-" none).
 	EngineCacheDir string
+	// Headless: nobody looks at the screen, so the replay copies no frames
+	// out of guest memory (benchmarks with many clients).
+	Headless bool
 	// Lazy restores snapshots lazily (memory filled on first touch) where
 	// the host allows it.
 	Lazy bool
@@ -137,6 +140,7 @@ func New(o Options) (*Client, error) {
 	c := &Client{o: o, fetch: f, log: o.Log, ctl: modes.New(o.Rules), wake: make(chan struct{}),
 		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay}
 	c.state.Store(uint32(modes.Display))
+	c.lastSwitch = time.Now()
 	return c, nil
 }
 
@@ -450,7 +454,7 @@ func (c *Client) startReplay(ctx context.Context, a wire.SnapshotAnnounce) {
 	p, _ := machine.DecodeParams(w.Params) // checked at the Welcome
 	c.log.Info().Uint64("snapshot", a.Number).Uint64("tick", a.Tick).Msg("snapshot announced: fetching it")
 	c.setRep(startReplay(context.WithoutCancel(ctx), a, replayDeps{
-		fetch: c.fetch, engine: c.engine, params: p, module: w.ModuleHash, lazy: c.o.Lazy,
+		fetch: c.fetch, engine: c.engine, params: p, module: w.ModuleHash, lazy: c.o.Lazy, headless: c.o.Headless,
 		log: c.log, onScreen: func() {
 			if c.showReplay.Load() {
 				c.changed()
@@ -589,9 +593,7 @@ type Switch struct {
 func (c *Client) record(tr modes.Transition) {
 	c.state.Store(uint32(tr.To))
 	s := Switch{From: tr.From.String(), To: tr.To.String(), Reason: tr.Reason.String(), Detail: tr.Detail}
-	if len(c.switches) > 0 || !c.lastSwitch.IsZero() {
-		s.InFromMs = float64(tr.At.Sub(c.lastSwitch).Microseconds()) / 1000
-	}
+	s.InFromMs = float64(tr.At.Sub(c.lastSwitch).Microseconds()) / 1000
 	c.lastSwitch = tr.At
 	c.switches = append(c.switches, s)
 	c.allSwitches.Add(1)

@@ -402,3 +402,22 @@ func TestDivergenceFallsBackToDisplay(t *testing.T) {
 		t.Fatal("showing a replay that diverged")
 	}
 }
+
+// TestLazyRestoreReplays: --lazy restores lazily where userfaultfd is
+// allowed and eagerly elsewhere; either way the replay is exact.
+func TestLazyRestoreReplays(t *testing.T) {
+	s := recording(t)
+	u := livetest.NewUpstream(t, s)
+	c, _ := runClient(t, u, Options{Want: wire.ModeReplay, Lazy: true, Headless: true})
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "the replay at the end tick", func(st *Stats) bool { return st.ReplayTick == s.EndTick })
+	if st.ReplayFB != hex16(s.EndFB) || st.Checkpoints == 0 {
+		t.Fatalf("lazy: replayed framebuffer %s (%d checkpoints), the recorder's %s", st.ReplayFB, st.Checkpoints, hex16(s.EndFB))
+	}
+	// Headless: the screen is the display stream's, never a copied replay frame.
+	var sc Screen
+	if c.Screen(&sc) && sc.Replay {
+		t.Fatal("a headless client copied replay frames")
+	}
+}

@@ -46,6 +46,7 @@ type replayDeps struct {
 	params   machine.Params
 	module   recordlog.ModuleHash
 	lazy     bool
+	headless bool
 	log      zerolog.Logger
 	onScreen func() // the replay's frame changed
 }
@@ -143,7 +144,9 @@ func (r *replay) run(ctx context.Context, d replayDeps) error {
 			}
 			if errors.Is(err, machine.ErrEndOfLog) {
 				// A sealed log: the session ended. Its last screen stays.
-				r.copyFrame(m.Frame(), m.Pixels())
+				if !d.headless {
+					r.copyFrame(m.Frame(), m.Pixels())
+				}
 				r.fbHash.Store(m.FramebufferHash())
 				d.log.Info().Uint64("tick", m.Ticks()).Msg("the session's log is sealed: the session ended")
 				<-ctx.Done()
@@ -166,7 +169,9 @@ func (r *replay) run(ctx context.Context, d replayDeps) error {
 		if !r.stream.Ready() || time.Since(copied) >= 33*time.Millisecond {
 			seq, copied = f.Seq, time.Now()
 			r.fbHash.Store(m.FramebufferHash())
-			r.copyFrame(f, m.Pixels())
+			if !d.headless {
+				r.copyFrame(f, m.Pixels())
+			}
 			if d.onScreen != nil {
 				d.onScreen()
 			}

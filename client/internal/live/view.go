@@ -26,8 +26,12 @@ func (c *Client) Screen(dst *Screen) bool {
 			r.mu.Lock()
 			ok := copyScreen(dst, &r.frame)
 			r.mu.Unlock()
-			dst.Replay = true
-			return ok
+			if ok {
+				dst.Replay = true
+				return true
+			}
+			// A replay restarted from a newer snapshot has no frame yet:
+			// the display frames are the best there is meanwhile.
 		}
 	}
 	c.mu.Lock()
