@@ -17,6 +17,7 @@ import (
 	"replaydesk/client/internal/localview"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/display"
+	"replaydesk/shared/modes"
 	"replaydesk/shared/wire"
 	"replaydesk/shared/wsconn"
 )
@@ -419,5 +420,51 @@ func TestLazyRestoreReplays(t *testing.T) {
 	var sc Screen
 	if c.Screen(&sc) && sc.Replay {
 		t.Fatal("a headless client copied replay frames")
+	}
+}
+
+// TestAutoSwitchesWhenDisplayCostly: unpinned, the controller moves to
+// replay by itself when the display stream costs ≥ 1.5× the server's
+// estimate of the log, and stays there while the log is the cheaper.
+func TestAutoSwitchesWhenDisplayCostly(t *testing.T) {
+	s := recording(t)
+	u := livetest.NewUpstream(t, s)
+	u.KeyEvery = 20 * time.Millisecond
+	c, _ := runClient(t, u, Options{Rules: modes.Rules{Window: 300 * time.Millisecond}})
+	if h := u.Next(t).(*wire.Hello); h.Want != wire.ModeAuto {
+		t.Fatalf("Hello want %d", h.Want)
+	}
+	ms := u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	if !strings.HasPrefix(ms.Reason, "display-costly") {
+		t.Fatalf("auto switch to dual because %q", ms.Reason)
+	}
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	st := waitStats(t, c, "replay at the end tick", func(st *Stats) bool { return st.ReplayTick == s.EndTick })
+	if st.Pinned != "auto" || st.ReplayFB != hex16(s.EndFB) {
+		t.Fatalf("stats %+v", st)
+	}
+	// Several windows later it is still replaying: 50 kB/s of display
+	// against a log that costs nothing while the session idles.
+	time.Sleep(time.Second)
+	if st := c.LastStats(); st.Mode != "replay" {
+		t.Fatalf("left replay: %+v", st)
+	}
+}
+
+func TestDisplayRoleIsPinnedToDisplay(t *testing.T) {
+	s := recording(t)
+	u := livetest.NewUpstream(t, s)
+	u.Role = wire.RoleDisplayViewer
+	c, stop := runClient(t, u, Options{Want: wire.ModeReplay})
+	u.Next(t) // Hello
+	waitStats(t, c, "a pin", func(st *Stats) bool { return st.Pinned == "display" })
+	time.Sleep(300 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for len(u.Got) > 0 {
+		if ms, ok := (<-u.Got).(*wire.ModeSwitch); ok {
+			t.Fatalf("a display viewer sent %+v", ms)
+		}
 	}
 }

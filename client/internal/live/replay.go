@@ -145,7 +145,7 @@ func (r *replay) run(ctx context.Context, d replayDeps) error {
 			if errors.Is(err, machine.ErrEndOfLog) {
 				// A sealed log: the session ended. Its last screen stays.
 				if !d.headless {
-					r.copyFrame(m.Frame(), m.Pixels())
+					r.copyFrame(m.Frame(), m.Pixels(), m.Ticks())
 				}
 				r.fbHash.Store(m.FramebufferHash())
 				d.log.Info().Uint64("tick", m.Ticks()).Msg("the session's log is sealed: the session ended")
@@ -158,28 +158,27 @@ func (r *replay) run(ctx context.Context, d replayDeps) error {
 			}
 			return fmt.Errorf("replay stopped at tick %d: %w", m.Ticks(), err)
 		}
-		r.ticks.Store(m.Ticks())
-		r.checkpoints.Store(m.Stats().Checkpoints)
+		// The frame first, then the tick: whoever sees the tick sees its
+		// frame (the stats' replay_tick and replay_fb_hash agree).
 		f := m.Frame()
-		if f.Seq == seq {
-			continue
-		}
 		// Copying a frame out of guest memory costs: while catching up,
 		// at most 30 a second; caught up, every one.
-		if !r.stream.Ready() || time.Since(copied) >= 33*time.Millisecond {
+		if f.Seq != seq && (!r.stream.Ready() || time.Since(copied) >= 33*time.Millisecond) {
 			seq, copied = f.Seq, time.Now()
 			r.fbHash.Store(m.FramebufferHash())
 			if !d.headless {
-				r.copyFrame(f, m.Pixels())
+				r.copyFrame(f, m.Pixels(), m.Ticks())
 			}
 			if d.onScreen != nil {
 				d.onScreen()
 			}
 		}
+		r.checkpoints.Store(m.Stats().Checkpoints)
+		r.ticks.Store(m.Ticks())
 	}
 }
 
-func (r *replay) copyFrame(f machine.Frame, px []byte) {
+func (r *replay) copyFrame(f machine.Frame, px []byte, tick uint64) {
 	if px == nil {
 		return
 	}
@@ -190,7 +189,7 @@ func (r *replay) copyFrame(f machine.Frame, px []byte) {
 	for y := 0; y < h; y++ {
 		copy(r.frame.pix[y*w*4:(y+1)*w*4], px[y*int(f.Stride):])
 	}
-	r.frame.tick = r.ticks.Load()
+	r.frame.tick = tick
 }
 
 // screen is a tightly packed RGBA picture.

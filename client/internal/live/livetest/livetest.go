@@ -194,8 +194,13 @@ type Upstream struct {
 	DualOnce bool
 	// BadSnapshot: announce the tampered snapshot.
 	BadSnapshot bool
-	Got         chan wire.Message // what clients sent (Lag left out)
-	Lags        chan *wire.Lag
+	// Role is the role the Welcome gives (default viewer).
+	Role wire.Role
+	// KeyEvery, if set, repeats the key frame this often until the client
+	// asks for replay: a display stream that costs far more than the log.
+	KeyEvery time.Duration
+	Got      chan wire.Message // what clients sent (Lag left out)
+	Lags     chan *wire.Lag
 
 	t       testing.TB
 	s       *Session
@@ -294,12 +299,35 @@ func (u *Upstream) serveWS(w http.ResponseWriter, r *http.Request) {
 	u.conns++
 	u.mu.Unlock()
 	s := u.s
+	role := u.Role
+	if role == 0 {
+		role = wire.RoleViewer
+	}
+	stopKeys := make(chan struct{})
+	var stopOnce sync.Once
+	defer stopOnce.Do(func() { close(stopKeys) })
 	c.Send(ctx, &wire.Welcome{Major: wire.Major, Minor: wire.Minor, Caps: h.Caps, SessionID: SessionID, User: 7,
-		Role: wire.RoleViewer, Mode: wire.ModeDisplay, ModuleHash: s.ModuleHash, Params: s.Params, TickRate: 60, Tick: s.EndTick})
+		Role: role, Mode: wire.ModeDisplay, ModuleHash: s.ModuleHash, Params: s.Params, TickRate: 60, Tick: s.EndTick})
 	for _, f := range s.Frames {
 		c.Send(ctx, f)
 	}
 	c.Send(ctx, &wire.Estimates{LogBytesPerSec: 1000, DisplayBytesPerSec: 50000, WindowMillis: 1000, Tick: s.EndTick})
+	if u.KeyEvery > 0 {
+		go func() {
+			t := time.NewTicker(u.KeyEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopKeys:
+					return
+				case <-t.C:
+					if c.Send(ctx, s.Frames[0]) != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
 	for {
 		m, _, err := c.Recv(ctx)
 		if err != nil {
@@ -336,6 +364,8 @@ func (u *Upstream) serveWS(w http.ResponseWriter, r *http.Request) {
 				if err := u.sendBlocks(ctx, c, s.SnapIdx, to); err != nil {
 					return
 				}
+			case wire.ModeReplay:
+				stopOnce.Do(func() { close(stopKeys) })
 			case wire.ModeDisplay:
 				c.Send(ctx, s.Frames[0]) // a key frame (of an older screen: enough here)
 			}
