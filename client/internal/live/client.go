@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,6 @@ type Client struct {
 	wake       chan struct{} // closed and replaced when the screen changes
 	subs       map[int]chan wire.Message
 	nextSub    int
-	state      atomic.Uint32 // modes.State, for Stats readers
 	bytesLog   atomic.Uint64
 	bytesDisp  atomic.Uint64
 	bytesOther atomic.Uint64
@@ -139,7 +139,6 @@ func New(o Options) (*Client, error) {
 	}
 	c := &Client{o: o, fetch: f, log: o.Log, ctl: modes.New(o.Rules), wake: make(chan struct{}),
 		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay}
-	c.state.Store(uint32(modes.Display))
 	c.lastSwitch = time.Now()
 	return c, nil
 }
@@ -172,11 +171,14 @@ func (c *Client) Run(ctx context.Context) error {
 		if welcomed {
 			backoff = c.o.MinBackoff
 		}
-		c.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connection lost; reconnecting")
+		// Jitter: the clients of a restarted relay do not all come back
+		// in the same millisecond.
+		wait := backoff/2 + rand.N(backoff)
+		c.log.Warn().Err(err).Dur("retry_in", wait).Msg("connection lost; reconnecting")
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, c.o.MaxBackoff)
 	}
@@ -591,7 +593,6 @@ type Switch struct {
 }
 
 func (c *Client) record(tr modes.Transition) {
-	c.state.Store(uint32(tr.To))
 	s := Switch{From: tr.From.String(), To: tr.To.String(), Reason: tr.Reason.String(), Detail: tr.Detail}
 	s.InFromMs = float64(tr.At.Sub(c.lastSwitch).Microseconds()) / 1000
 	c.lastSwitch = tr.At
