@@ -658,6 +658,7 @@ func (c *Client) sample(ctx context.Context, conn *wsconn.Conn, now time.Time) e
 	// A resumed replay: the relay takes us for dual until we say replay.
 	if st == modes.Replay && c.sentMode == wire.ModeDual && c.rep != nil && c.rep.caughtUp() {
 		c.sentMode = wire.ModeReplay
+		c.log.Info().Uint64("tick", replayTick).Msg("caught up after resuming: replay")
 		if err := c.send(ctx, conn, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeReplay, Reason: "caught up after resuming"}); err != nil {
 			return err
 		}
