@@ -1,5 +1,6 @@
 // Command client is the native replay client.
 //
+//	go run ./client URL             join a live session (its link: http://HOST:PORT/s/SESSION?t=TOKEN)
 //	go run ./client replay DIR      replay a recorded session and check it
 //
 // See README.md. This file only parses flags; the work is in internal/.
@@ -11,15 +12,22 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"os/user"
 	"syscall"
 	"time"
 
+	"replaydesk/client/internal/live"
+	"replaydesk/client/internal/localview"
 	"replaydesk/client/internal/replayer"
 	"replaydesk/shared/cli"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/snapshot"
+	"replaydesk/shared/wire"
+
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -27,11 +35,98 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
-	if len(args) == 0 || args[0] != "replay" {
-		fmt.Fprintln(os.Stderr, "usage: client replay DIR [--from-snapshot N] [--frames OUTDIR --every K]")
+	if len(args) > 0 && args[0] == "replay" {
+		replayCmd(ctx, args[1:])
+		return
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: client URL [--mode auto|display|replay] [--headless] [--stats FILE] [--name NAME] [--cache-dir DIR] [--lazy]\n       client replay DIR [--from-snapshot N] [--frames OUTDIR --every K]")
 		os.Exit(cli.ExitError)
 	}
-	replayCmd(ctx, args[1:])
+	liveCmd(ctx, args)
+}
+
+func liveCmd(ctx context.Context, args []string) {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	mode := fs.String("mode", "auto", "auto (the mode controller decides), display or replay (pinned)")
+	headless := fs.Bool("headless", false, "no local browser view (benchmarks with many clients)")
+	statsPath := fs.String("stats", "", "write one JSON line of statistics a second to this file")
+	name := fs.String("name", "", "the name others see (default: the user name)")
+	cacheDir := fs.String("cache-dir", "", "page cache and kept modules (default: the user cache directory)")
+	lazy := fs.Bool("lazy", false, "restore snapshots lazily (memory filled on first touch) where the host allows")
+	listen := fs.String("listen", "127.0.0.1:0", "the local view's address")
+	noOpen := fs.Bool("no-open", false, "print the local view's URL without opening a browser")
+	level := fs.String("log-level", "info", "log level")
+	fs.Parse(args)
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: client URL [flags]")
+		os.Exit(cli.ExitError)
+	}
+	link := rest[0]
+	fs.Parse(rest[1:]) // flags after the URL too
+	log := cli.Logger(*level)
+	if fs.NArg() > 0 {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("unexpected arguments: %v", fs.Args()))
+	}
+	l, err := live.ParseLink(link)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	want, ok := map[string]wire.Mode{"auto": wire.ModeAuto, "display": wire.ModeDisplay, "replay": wire.ModeReplay}[*mode]
+	if !ok {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("--mode %q: want auto, display or replay", *mode))
+	}
+	if *name == "" {
+		if u, err := user.Current(); err == nil {
+			*name = u.Username
+		}
+	}
+	if len(*name) > wire.MaxName {
+		*name = (*name)[:wire.MaxName]
+	}
+	o := live.Options{Link: l, Want: want, Name: *name, CacheDir: *cacheDir, Lazy: *lazy, Headless: *headless, Log: log}
+	if *statsPath != "" {
+		f, err := os.Create(*statsPath)
+		if err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		defer f.Close()
+		o.Stats = f
+	}
+	c, err := live.New(o)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	if !*headless {
+		v, err := localview.Start(c, localview.Options{Addr: *listen, Session: l.Session, App: webApp(), Log: log})
+		if err != nil {
+			cli.Fail(log, cli.ExitError, fmt.Errorf("the local view: %w", err))
+		}
+		defer v.Close()
+		fmt.Fprintln(os.Stderr, "local view:", v.URL())
+		if !*noOpen {
+			openBrowser(v.URL(), log)
+		}
+	}
+	if err := c.Run(ctx); err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+}
+
+// openBrowser opens url with xdg-open where there is one; otherwise the
+// printed URL is all.
+func openBrowser(url string, log zerolog.Logger) {
+	p, err := exec.LookPath("xdg-open")
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(p, url)
+	if err := cmd.Start(); err != nil {
+		log.Debug().Err(err).Msg("xdg-open")
+		return
+	}
+	go cmd.Wait()
 }
 
 func replayCmd(ctx context.Context, args []string) {

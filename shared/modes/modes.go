@@ -165,10 +165,11 @@ const (
 	ReasonLag             Reason = 8  // replay lag beyond MaxLag
 	ReasonBuffer          Reason = 9  // received log beyond MaxBuffer
 	ReasonPinned          Reason = 10 // the user pinned a mode
+	ReasonForced          Reason = 11 // the server or relay ordered it, or the replay failed
 )
 
 var reasonNames = [...]string{"", "display-costly", "replay-costly", "snapshot-ready", "caught-up",
-	"dual-timeout", "snapshot-failed", "snapshot-timeout", "lag", "buffer-full", "pinned"}
+	"dual-timeout", "snapshot-failed", "snapshot-timeout", "lag", "buffer-full", "pinned", "forced"}
 
 func (r Reason) String() string {
 	if r >= 1 && int(r) < len(reasonNames) {
@@ -337,6 +338,18 @@ func (c *Controller) beginSwitch(now time.Time, s Sample, why Reason, detail str
 		return c.move(now, Dual, why, false, detail)
 	}
 	return c.move(now, AwaitSnapshot, why, false, detail)
+}
+
+// Force leaves dual or replay for display at once: the server or relay
+// ordered it (a forced ModeSwitch), or the replay failed (a divergence,
+// a damaged block). It counts as a failed switch, so automatic attempts
+// back off; a pin to replay still applies at the next Observe.
+func (c *Controller) Force(now time.Time, detail string) (Transition, bool) {
+	c.start(now)
+	if c.state == Display {
+		return Transition{}, false
+	}
+	return c.move(now, Display, ReasonForced, true, detail), true
 }
 
 // Observe feeds one sample taken at now (times must not go backwards) and

@@ -278,3 +278,26 @@ func TestStats(t *testing.T) {
 		t.Error("names")
 	}
 }
+
+func TestForce(t *testing.T) {
+	c := New(Rules{})
+	if _, ok := c.Force(at(0), "already display"); ok {
+		t.Fatal("Force in display made a transition")
+	}
+	c.SetPin(at(0), PinReplay)
+	c.Observe(at(1), snap)
+	if c.State() != Dual {
+		t.Fatalf("state %v, want dual", c.State())
+	}
+	tr, ok := c.Force(at(2), "too slow")
+	if !ok || tr.From != Dual || tr.To != Display || tr.Reason != ReasonForced || !tr.Failed || tr.Reason.String() != "forced" {
+		t.Fatalf("Force: %+v %v", tr, ok)
+	}
+	if !c.BackoffUntil().Equal(at(2).Add(DefaultRules().Backoff)) {
+		t.Fatalf("back-off until %v", c.BackoffUntil())
+	}
+	// The pin to replay still applies: the next observation starts again.
+	if tr, ok := c.Observe(at(3), quiet); !ok || tr.To != AwaitSnapshot {
+		t.Fatalf("after Force with a replay pin: %+v %v", tr, ok)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"replaydesk/client/internal/fetch"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/pagestore"
@@ -78,26 +79,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.FramesEvery == 0 {
 		o.FramesEvery = 1
 	}
-	var rem *remote
+	var rem *fetch.Fetcher
 	local := o.Dir
 	if base, id, ok := parseRemote(o.Dir); ok {
-		if o.CacheDir == "" {
-			c, err := os.UserCacheDir()
-			if err != nil {
-				return nil, err
-			}
-			o.CacheDir = filepath.Join(c, "replaydesk")
-		}
-		if o.CacheBytes == 0 {
-			o.CacheBytes = 2 << 30
-		}
 		var err error
-		if rem, err = openRemote(base, id, o.CacheDir, o.CacheBytes); err != nil {
+		if rem, err = fetch.Open(base, id, o.CacheDir, o.CacheBytes); err != nil {
 			return nil, err
 		}
 		u, _ := url.Parse(base)
-		local = filepath.Join(o.CacheDir, "sessions", strings.ReplaceAll(u.Host, ":", "_")+"_"+id)
-		if err := rem.mirror(ctx, local); err != nil {
+		local = filepath.Join(rem.CacheDir(), "sessions", strings.ReplaceAll(u.Host, ":", "_")+"_"+id)
+		if err := mirror(ctx, rem, local); err != nil {
 			return nil, fmt.Errorf("fetching session %s: %w", o.Dir, err)
 		}
 	}
@@ -124,9 +115,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer eng.Close(context.Background())
 	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
-	var disk *remoteDisk
+	var disk *fetch.Disk
 	if rem != nil && p.DiskMode == abi.DiskSnapshotted {
-		if disk, err = rem.diskSource(ctx); err != nil {
+		if disk, err = rem.Disk(ctx); err != nil {
 			return nil, fmt.Errorf("session %s's disk: %w", o.Dir, err)
 		}
 		if disk != nil {
@@ -143,12 +134,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		var remotePages *machine.RemotePages
 		var man *pagestore.Manifest
 		if rem != nil {
-			if man, err = rem.manifest(ctx, o.FromSnapshot, dir.ModuleHash()); err == nil {
+			if man, err = rem.ManifestN(ctx, o.FromSnapshot, dir.ModuleHash()); err == nil {
 				workingSet = man.WorkingSet
 				if o.Lazy {
-					s, remotePages = rem.lazy(man)
+					s, remotePages = rem.Lazy(man)
 				} else {
-					s, res.Fetch, err = rem.assemble(ctx, man)
+					s, res.Fetch, err = rem.Assemble(ctx, man)
 				}
 			}
 		} else {
@@ -173,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				o.Log.Warn().Err(err).Msg("lazy restore unavailable here: restoring eagerly (every page copied first)")
 				res.LazyFallback = err.Error()
 				if remotePages != nil {
-					if s, res.Fetch, err = rem.assemble(ctx, man); err != nil {
+					if s, res.Fetch, err = rem.Assemble(ctx, man); err != nil {
 						return nil, err
 					}
 				}
@@ -234,7 +225,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	st := m.Stats()
 	res.Steps, res.Ticks, res.Checkpoints = m.Steps(), m.Ticks(), st.Checkpoints
 	if disk != nil {
-		res.DiskBlocksRead = disk.fetched
+		res.DiskBlocksRead = disk.Fetched()
 	}
 	// The final state hash reads every page: complete a lazy restore in
 	// bulk first (a no-op if a memory checkpoint already did).
