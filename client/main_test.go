@@ -111,15 +111,8 @@ func TestLocalViewPrinted(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-	// Without the local token: refused.
-	resp, err = http.Get(strings.SplitN(url, "?", 2)[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("the page without its token: %s", resp.Status)
-	}
+	// The page is the static web app; what it may see and do is guarded by
+	// the local token in its Hello (localview's tests refuse a wrong one).
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := wait(cmd); err != nil {
 		t.Fatalf("after Ctrl-C: %v", err)

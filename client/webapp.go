@@ -1,7 +1,11 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
 
-// webApp is the web app the local view serves (package web's Handler once
-// it exists); nil gives the local view's fallback page.
-func webApp() http.Handler { return nil }
+	"replaydesk/web"
+)
+
+// webApp is the browser app the local view serves: the same page a relay
+// serves, talking to the client's own /ws/{session}.
+func webApp() http.Handler { return web.Handler() }
