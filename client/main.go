@@ -22,6 +22,7 @@ import (
 	"replaydesk/client/internal/localview"
 	"replaydesk/client/internal/replayer"
 	"replaydesk/shared/cli"
+	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/snapshot"
@@ -56,6 +57,7 @@ func liveCmd(ctx context.Context, args []string) {
 	lazy := fs.Bool("lazy", false, "restore snapshots lazily (memory filled on first touch) where the host allows")
 	listen := fs.String("listen", "127.0.0.1:0", "the local view's address")
 	noOpen := fs.Bool("no-open", false, "print the local view's URL without opening a browser")
+	input := fs.String("input", "", "send this input script (JSON Lines, as `server record --input`) as live input, timed from joining")
 	level := fs.String("log-level", "info", "log level")
 	fs.Parse(args)
 	rest := fs.Args()
@@ -108,6 +110,13 @@ func liveCmd(ctx context.Context, args []string) {
 		if !*noOpen {
 			openBrowser(v.URL(), log)
 		}
+	}
+	if *input != "" {
+		evs, err := inputscript.ParseFile(*input)
+		if err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		go playScript(ctx, c, evs, log)
 	}
 	if err := c.Run(ctx); err != nil {
 		cli.Fail(log, cli.ExitError, err)
