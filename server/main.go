@@ -158,7 +158,7 @@ func serveCmd(ctx context.Context, args []string) {
 	res, err := recorder.Run(ctx, recorder.Options{
 		Image: img, Out: dir, Realtime: true, DiskMode: abi.DiskSnapshotted, Log: log,
 		SnapshotEvery: 5 * time.Minute, Inject: input, Metrics: reg,
-		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
+		OnFrame: func(f machine.Frame, px []byte, _ []machine.Rect) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
