@@ -19,11 +19,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"replaydesk/server/images"
-	"replaydesk/shared/metrics"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/endpoints"
 	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
+	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/sessiondir"
 	"replaydesk/shared/snapshot"

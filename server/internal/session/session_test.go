@@ -116,7 +116,10 @@ func (p *peer) send(m wire.Message) {
 	}
 }
 
-func (p *peer) routed(c uint32, m wire.Message) { p.t.Helper(); p.send(&wire.Routed{Client: c, Msg: m}) }
+func (p *peer) routed(c uint32, m wire.Message) {
+	p.t.Helper()
+	p.send(&wire.Routed{Client: c, Msg: m})
+}
 
 // expect reads messages until one satisfies ok (within 10 s).
 func (p *peer) expect(what string, ok func(wire.Message) bool) wire.Message {
