@@ -3,6 +3,7 @@
 //	go run ./server                 run the default session (the product)
 //	go run ./server record ...      record a session into a directory
 //	go run ./server serve DIR...    serve recorded sessions to replay clients
+//	go run ./server end DIR         seal a stopped live session: a finished recording
 //
 // See README.md. This file only parses flags; the work is in internal/.
 package main
@@ -50,6 +51,10 @@ func main() {
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		serveSessionsCmd(ctx, args[1:])
+		return
+	}
+	if len(args) > 0 && args[0] == "end" {
+		endCmd(args[1:])
 		return
 	}
 	serveCmd(ctx, args)
@@ -128,7 +133,7 @@ func serveCmd(ctx context.Context, args []string) {
 	fs.Parse(args)
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
-		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record, serve; no command runs the server)", fs.Arg(0)))
+		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record, serve, end; no command runs the server)", fs.Arg(0)))
 	}
 	if *displayMode != "lossy" && *displayMode != "lossless" {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("--display %q: want lossy or lossless", *displayMode))
@@ -254,6 +259,22 @@ func loadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("--key-file %s: %d bytes is too short for a key", path, len(b))
 	}
 	return b, nil
+}
+
+// endCmd seals stopped live sessions (a stopped session is left open so
+// that `server --data DIR` continues it).
+func endCmd(args []string) {
+	log := cli.Logger("info")
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: server end SESSION_DIR...")
+		os.Exit(cli.ExitError)
+	}
+	for _, dir := range args {
+		if err := recorder.Seal(dir); err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		log.Info().Str("session", dir).Msg("sealed: replay it with: go run ./client replay " + dir)
+	}
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -591,3 +591,18 @@ func (ws *workingSet) finish(m *machine.Machine, dir *sessiondir.Dir) error {
 	}
 	return dir.SetWorkingSet(ws.n, pages)
 }
+
+// Seal ends a stopped live session for good: its log (left open for a
+// Continue) gets its SEAL block, and the directory becomes a finished
+// recording that replays offline and can no longer be continued.
+func Seal(out string) error {
+	dir, err := sessiondir.Open(out)
+	if err != nil {
+		return err
+	}
+	w, err := recordlog.Resume(dir.LogDir(), dir.ModuleHash(), recordlog.WriterOptions{})
+	if err != nil {
+		return err
+	}
+	return w.Close()
+}
