@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"replaydesk/server/images"
+	"replaydesk/server/internal/recorder"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/metrics"
@@ -505,21 +506,11 @@ func TestRestartContinuesTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last recordlog.Pos
-	for {
-		select {
-		case m, ok := <-p.msgs:
-			if !ok {
-				goto drained
-			}
-			if lb, ok := m.(*wire.LogBlock); ok {
-				last = lb.Pos
-			}
-			continue
-		default:
+	for m := range p.msgs { // the connection ended with the session
+		if lb, ok := m.(*wire.LogBlock); ok {
+			last = lb.Pos
 		}
-		break
 	}
-drained:
 
 	h2 := start(t, dir, -1)
 	r := h2.s.Ready()
@@ -547,4 +538,57 @@ drained:
 	if !before(last, newest) {
 		t.Fatalf("new block at %+v does not follow the old log's %+v", newest, last)
 	}
+}
+
+// A snapshot that fails sends the clients waiting for it back to display
+// mode with the reason.
+func TestFailedSnapshotForcesDisplay(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "s7"), -1)
+	p := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	p.expect("Welcome", is[*wire.Welcome])
+	v := p.join(1, token.RoleViewer, h.s.ID())
+	p.routed(1, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDual})
+	p.expect("Presence in dual", func(m wire.Message) bool {
+		pr, ok := m.(*wire.Presence)
+		return ok && len(pr.Users) == 1 && pr.Users[0].User == v.User && pr.Users[0].Mode == wire.ModeDual
+	})
+	// What the recorder reports when background copying did not converge.
+	h.s.publish <- recorder.Snapshot{Err: errors.New("did not converge in 30 rounds")}
+	ms := routedTo[*wire.ModeSwitch](p, 1)
+	if ms.Kind != wire.SwitchForced || ms.Mode != wire.ModeDisplay || !strings.Contains(ms.Reason, "converge") {
+		t.Fatalf("after a failed snapshot: %+v", ms)
+	}
+	var out bytes.Buffer
+	h.reg.Write(&out)
+	if !strings.Contains(out.String(), "replaydesk_snapshot_failures_total 1") {
+		t.Fatalf("metrics:\n%s", out.String())
+	}
+}
+
+// The owner can always take control back; the previous holder's input is
+// then refused.
+func TestOwnerTakesControlBack(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "s8"), -1)
+	p := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	p.expect("Welcome", is[*wire.Welcome])
+	ctl := p.join(1, token.RoleController, h.s.ID())
+	p.routed(1, &wire.ControlRequest{User: ctl.User, Epoch: 1})
+	g := p.expect("grant to the controller", func(m wire.Message) bool { g, ok := m.(*wire.ControlGrant); return ok && g.To == ctl.User }).(*wire.ControlGrant)
+	owner := p.join(2, token.RoleOwner, h.s.ID())
+	p.routed(2, &wire.ControlRequest{User: owner.User, Epoch: g.Epoch})
+	g2 := p.expect("grant to the owner", func(m wire.Message) bool { g, ok := m.(*wire.ControlGrant); return ok && g.To == owner.User }).(*wire.ControlGrant)
+	if g2.Epoch <= g.Epoch || g2.By != owner.User {
+		t.Fatalf("force-take %+v after %+v", g2, g)
+	}
+	p.routed(1, &wire.Input{Seq: 3, Epoch: g2.Epoch, Events: []abi.Event{{Type: abi.EvText, Text: "late"}}})
+	if r := routedTo[*wire.InputRefused](p, 1); r.Reason != wire.RefuseNotController {
+		t.Fatalf("the old holder's input: %+v", r)
+	}
+	// The owner leaving passes control on to nobody; presence shows it.
+	p.send(&wire.Gone{Client: 2, Reason: "closed the tab"})
+	p.expect("release", func(m wire.Message) bool { r, ok := m.(*wire.ControlRelease); return ok && r.User == owner.User })
+	p.expect("Presence without the owner", func(m wire.Message) bool {
+		pr, ok := m.(*wire.Presence)
+		return ok && len(pr.Users) == 1 && pr.Users[0].User == ctl.User && !pr.Users[0].HasControl
+	})
 }
