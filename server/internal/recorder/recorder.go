@@ -455,6 +455,9 @@ func continueSession(ctx context.Context, o Options, net machine.NetHost) (st *s
 	// Resume first: it cuts off a block torn by a crash, which the replay
 	// must not see either.
 	if w, err = recordlog.Resume(dir.LogDir(), dir.ModuleHash(), recordlog.WriterOptions{OnBlock: o.OnBlock}); err != nil {
+		if errors.Is(err, recordlog.ErrSealed) {
+			return nil, fmt.Errorf("session %s has ended (its log is sealed): it replays, but cannot go on; record a new one", o.Out)
+		}
 		return nil, fmt.Errorf("resuming the log of %s: %w", o.Out, err)
 	}
 	r, err := recordlog.Open(dir.LogDir(), dir.ModuleHash(), recordlog.ReaderOptions{OnBlock: o.OnBlock})

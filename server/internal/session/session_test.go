@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -500,6 +501,12 @@ func TestRestartContinuesTheLog(t *testing.T) {
 	g := p.expect("the owner's control", func(m wire.Message) bool { g, ok := m.(*wire.ControlGrant); return ok && g.To == owner.User }).(*wire.ControlGrant)
 	p.routed(1, &wire.Input{Seq: 1, Epoch: g.Epoch, Events: []abi.Event{{Type: abi.EvKey, Code: abi.KeyCode(0x28), Down: true}, {Type: abi.EvKey, Code: abi.KeyCode(0x28)}}})
 	time.Sleep(time.Second)
+	// A copy taken while recording is what a crash leaves (perhaps a torn
+	// block at the end): it continues too.
+	crashed := filepath.Join(filepath.Dir(dir), "crashed")
+	if out, err := exec.Command("cp", "-r", dir, crashed).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
 	h.srv.Close()
 	res, err := h.s.Close()
 	if err != nil {
@@ -537,6 +544,22 @@ func TestRestartContinuesTheLog(t *testing.T) {
 	})
 	if !before(last, newest) {
 		t.Fatalf("new block at %+v does not follow the old log's %+v", newest, last)
+	}
+	h2.stop()
+
+	h3 := start(t, crashed, -1)
+	if r := h3.s.Ready(); r.Tick == 0 || r.Tick > res.Ticks {
+		t.Fatalf("the crashed copy continued at tick %d (the session ran to %d)", r.Tick, res.Ticks)
+	}
+	h3.stop()
+	// A sealed session does not go on.
+	if err := recorder.Seal(crashed); err != nil {
+		t.Fatal(err)
+	}
+	img, _ := images.Lookup("testcard")
+	store, _ := pagestore.OpenDir(filepath.Join(t.TempDir(), "ps"))
+	if _, err := Open(context.Background(), Options{Image: img, Dir: crashed, Key: testKey, Store: store, Log: zerolog.Nop()}); err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Fatalf("continuing a sealed session: %v", err)
 	}
 }
 
