@@ -227,7 +227,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	runErr := func() error {
 		for t := t0; t < total; t++ {
 			if ctx.Err() != nil {
-				o.Log.Warn().Uint64("tick", t).Bool("sealed", !o.LeaveOpen).Msg("recording interrupted")
+				if o.LeaveOpen {
+					o.Log.Info().Uint64("tick", t).Msg("recording stopped; the log stays open to continue")
+				} else {
+					o.Log.Warn().Uint64("tick", t).Msg("recording interrupted; sealing the log")
+				}
 				return nil
 			}
 			if o.Realtime {
@@ -265,7 +269,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if o.OnFrame != nil {
 					o.OnFrame(f, m.Pixels(), dmg)
 				}
-			} else if o.WantFrame != nil && o.WantFrame() && m.Pixels() != nil {
+			} else if o.OnFrame != nil && o.WantFrame != nil && o.WantFrame() && m.Pixels() != nil {
 				o.OnFrame(f, m.Pixels(), nil)
 			}
 			next := t + 1

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Session
 	srv *httptest.Server
 	dir string
@@ -46,7 +46,7 @@ type harness struct {
 }
 
 // start opens (or continues) a testcard session in dir and serves it.
-func start(t *testing.T, dir string, snapEvery time.Duration) *harness {
+func start(t testing.TB, dir string, snapEvery time.Duration) *harness {
 	t.Helper()
 	img, err := images.Lookup("testcard")
 	if err != nil {
@@ -60,7 +60,7 @@ func start(t *testing.T, dir string, snapEvery time.Duration) *harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Open(ctx, Options{Image: img, Dir: dir, Key: testKey, Store: store, SnapshotEvery: snapEvery,
-		Metrics: reg, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+		Metrics: reg, Log: zerolog.New(zerolog.NewTestWriter(t.(zerolog.TestingLog))).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func sign(role, session string, expiry time.Duration) string {
 
 // peer is the test acting as a relay: a real WebSocket to /upstream.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	conn *wsconn.Conn
 	msgs chan wire.Message
 	err  chan error
