@@ -1,7 +1,10 @@
 // Package recorder runs one guest in record mode into a session directory:
 // it feeds scripted input at its virtual times, ticks the machine (as fast
 // as it can, or in real time), flushes log blocks, takes snapshots, and
-// reports what it recorded. It is what `server record` does.
+// reports what it recorded. It is what `server record` does, and the loop
+// under a live session (server/internal/session), which adds hooks: log
+// blocks as written, snapshots on request, frames with their damage, and
+// continuing a stopped session from its own log.
 //
 // It must not know about networks, viewers or how the log is encoded.
 package recorder
@@ -51,7 +54,7 @@ type Options struct {
 	// last call.
 	OnFrame func(f machine.Frame, pixels []byte, damage []machine.Rect)
 	// WantFrame, if set, is asked after every tick: true calls OnFrame with
-	// the current frame (and the damage so far) even when nothing was
+	// the current frame and nil damage (all of it) even when nothing was
 	// presented, for a live session's key frames.
 	WantFrame func() bool
 
