@@ -111,7 +111,7 @@ func (s *Session) helloLocked(t target, h *wire.Hello) {
 	if name == "" {
 		name = fmt.Sprintf("%s %d", claims.Role, u)
 	}
-	name = truncate(name, min(wire.MaxName, abi.MaxText))
+	name = truncate(name, wire.MaxName) // the guest sees its first abi.MaxText bytes
 	if err := s.arb.Join(u, name, role); err != nil {
 		s.refuseLocked(t, wire.CodeInternal, err.Error())
 		return

@@ -118,6 +118,7 @@ type Session struct {
 	res      *recorder.Result
 	ready    recorder.Ready
 	tick     atomic.Uint64
+	ticking  atomic.Bool
 	tickRate uint64
 
 	mu        sync.Mutex
@@ -198,6 +199,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 			s.tick.Store(r.Tick)
 			s.tickRate = uint64(r.Params.TickHz)
 			s.onReady(r)
+			s.ticking.Store(true)
 			close(ready)
 		},
 	}
@@ -321,7 +323,9 @@ func (s *Session) onBlock(pos recordlog.Pos, block []byte) {
 		s.log.Error().Err(err).Msg("encoding a log block")
 		return
 	}
-	s.est.LogBytes(len(block))
+	if s.ticking.Load() { // not the blocks a continued session replays
+		s.est.LogBytes(len(block))
+	}
 	s.mu.Lock()
 	s.backlog = append(s.backlog, logEntry{pos, b})
 	s.backlogB += len(b)
