@@ -23,6 +23,7 @@ import (
 	"replaydesk/shared/abi"
 	"replaydesk/shared/machine"
 	"replaydesk/shared/metrics"
+	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/token"
@@ -614,4 +615,75 @@ func TestOwnerTakesControlBack(t *testing.T) {
 		pr, ok := m.(*wire.Presence)
 		return ok && len(pr.Users) == 1 && pr.Users[0].User == ctl.User && !pr.Users[0].HasControl
 	})
+}
+
+// What a replay client does with what the server sends: restore the
+// announced snapshot from the page service, follow the log blocks from its
+// position, and replay them — with input typed meanwhile — without a
+// divergence, to where the session is.
+func TestAReplayerFollowsTheLiveSession(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "s9"), -1)
+	p := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	w := p.expect("Welcome", is[*wire.Welcome]).(*wire.Welcome)
+	owner := p.join(1, token.RoleOwner, h.s.ID())
+	g := p.expect("control", func(m wire.Message) bool { g, ok := m.(*wire.ControlGrant); return ok && g.To == owner.User }).(*wire.ControlGrant)
+	p.routed(1, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDual})
+	a := p.expect("SnapshotAnnounce", is[*wire.SnapshotAnnounce]).(*wire.SnapshotAnnounce)
+
+	ctx := context.Background()
+	pc := pageservice.NewClient(h.srv.URL, nil)
+	m, err := pc.Manifest(ctx, a.ManifestHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := pagestore.AssembleFrom(ctx, m, pc, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := machine.DecodeParams(w.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := images.Lookup("testcard")
+	eng, err := machine.NewEngine(ctx, img.Wasm, machine.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	stream := recordlog.NewStream(a.Pos)
+	rm, err := machine.Restore(ctx, eng, machine.Config{Mode: machine.Replay, Params: params, Source: stream, Disk: img.Disk}, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close(ctx)
+
+	// Type while following: Enter bumps the testcard's counter.
+	for i := 0; i < 3; i++ {
+		p.routed(1, &wire.Input{Seq: uint64(i + 1), Epoch: g.Epoch, Events: []abi.Event{{Type: abi.EvKey, Code: 0x28, Down: true}, {Type: abi.EvKey, Code: 0x28}}})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rm.Ticks() < a.Tick+90 && time.Now().Before(deadline) {
+		select {
+		case msg := <-p.msgs:
+			lb, ok := msg.(*wire.LogBlock)
+			if !ok || before(lb.Pos, a.Pos) {
+				continue
+			}
+			if err := stream.Push(lb.Pos, lb.Block); err != nil {
+				t.Fatalf("block at %+v: %v", lb.Pos, err)
+			}
+			for stream.Ready() {
+				if _, err := rm.ReplayNext(ctx); err != nil {
+					t.Fatalf("replaying the live log at tick %d: %v", rm.Ticks(), err)
+				}
+			}
+		case <-time.After(time.Second):
+		}
+	}
+	if rm.Ticks() < a.Tick+90 {
+		t.Fatalf("the replayer reached tick %d, the snapshot was at %d", rm.Ticks(), a.Tick)
+	}
+	if st := rm.Stats(); st.Calls[3] == 0 || st.Checkpoints == 0 {
+		t.Fatalf("replayed %d input polls and verified %d checkpoints", st.Calls[3], st.Checkpoints)
+	}
 }
