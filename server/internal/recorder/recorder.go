@@ -315,15 +315,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if err != nil {
 					return err
 				}
-				if o.OnSnapshot != nil {
-					o.OnSnapshot(snap)
-				}
 				// Record what the guest writes in the next second: the
-				// snapshot's working set, for lazy restores to prefetch.
+				// snapshot's working set, for lazy restores to prefetch. The
+				// snapshot is reported with it, a second later.
+				report := true
 				if snap.Err == nil {
 					if t, err := m.TrackWrites(); err == nil {
-						ws, wsUntil = &workingSet{t: t, n: res.Snapshots}, next+uint64(p.TickHz)
+						ws, wsUntil = &workingSet{t: t, n: res.Snapshots, report: snap, on: o.OnSnapshot}, next+uint64(p.TickHz)
+						report = false
 					}
+				}
+				if report && o.OnSnapshot != nil {
+					o.OnSnapshot(snap)
 				}
 			}
 			if mt != nil {
@@ -588,18 +591,27 @@ func (s *sessionMetrics) update(m *machine.Machine, w *recordlog.Writer, res *Re
 	}
 }
 
-// workingSet is the write tracking that follows snapshot n.
+// workingSet is the write tracking that follows snapshot n, which is
+// reported (to on) once its working set is known.
 type workingSet struct {
-	t *machine.WriteTracker
-	n int
+	t      *machine.WriteTracker
+	n      int
+	report Snapshot
+	on     func(Snapshot)
 }
 
 func (ws *workingSet) finish(m *machine.Machine, dir *sessiondir.Dir) error {
 	pages, err := ws.t.Stop()
-	if err != nil {
-		return nil // a missing working set only costs prefetching
+	if err == nil { // a missing working set only costs prefetching
+		if err := dir.SetWorkingSet(ws.n, pages); err != nil {
+			return err
+		}
+		ws.report.Info.WorkingSet = pages
 	}
-	return dir.SetWorkingSet(ws.n, pages)
+	if ws.on != nil {
+		ws.on(ws.report)
+	}
+	return nil
 }
 
 // Seal ends a stopped live session for good: its log (left open for a

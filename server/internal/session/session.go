@@ -400,7 +400,7 @@ func (s *Session) publisher() {
 			s.snapshotFailed(fmt.Sprintf("the snapshot failed: %v", sn.Err))
 			continue
 		}
-		e, err := s.files.Publish(s.id, sn.Info.N, sn.Snapshot, nil)
+		e, err := s.files.Publish(s.id, sn.Info.N, sn.Snapshot, sn.Info.WorkingSet)
 		if err != nil {
 			s.log.Error().Err(err).Msg("publishing a snapshot")
 			s.snapshotFailed("the snapshot could not be published")
