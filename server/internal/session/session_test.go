@@ -705,3 +705,21 @@ func TestAReplayerFollowsTheLiveSession(t *testing.T) {
 		t.Fatalf("replayed %d input polls and verified %d checkpoints", st.Calls[3], st.Checkpoints)
 	}
 }
+
+// A relay that vanishes takes its clients with it: they leave the
+// presence and control they held is released.
+func TestVanishedRelayReleasesItsClients(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "s10"), -1)
+	watcher := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	watcher.expect("Welcome", is[*wire.Welcome])
+	p := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	p.expect("Welcome", is[*wire.Welcome])
+	owner := p.join(1, token.RoleOwner, h.s.ID())
+	watcher.expect("the owner's control", func(m wire.Message) bool { g, ok := m.(*wire.ControlGrant); return ok && g.To == owner.User })
+	p.conn.CloseNow()
+	watcher.expect("release", func(m wire.Message) bool { r, ok := m.(*wire.ControlRelease); return ok && r.User == owner.User })
+	watcher.expect("empty Presence", func(m wire.Message) bool { pr, ok := m.(*wire.Presence); return ok && len(pr.Users) == 0 })
+	if st := h.s.Stats(); st.Clients != 0 || st.Relays != 1 {
+		t.Fatalf("after the relay vanished: %+v", st)
+	}
+}
