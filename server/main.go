@@ -196,14 +196,15 @@ func serveCmd(ctx context.Context, args []string) {
 	defer stopRelay()
 
 	url := "http://" + ln.Addr().String() + "/"
-	fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), img.Name)
+	running := sess.Ready().Dir.Meta.Image // a continued session runs its own image
+	fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), running)
 	exp := time.Now().Add(7 * 24 * time.Hour)
 	for _, role := range token.Roles {
 		t := token.Sign(key, token.Claims{Session: sess.ID(), Role: role, Expiry: exp})
 		fmt.Printf("%s: http://%s/s/%s?t=%s\n", role, ln.Addr(), sess.ID(), t)
 	}
 	fmt.Printf("open %s\n", url)
-	log.Info().Str("url", url).Str("image", img.Name).Str("recording", dir).Msg("serving")
+	log.Info().Str("url", url).Str("image", running).Str("recording", dir).Msg("serving")
 	select {
 	case <-ctx.Done():
 	case <-sess.Done():

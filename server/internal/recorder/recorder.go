@@ -11,6 +11,7 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,13 +163,28 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// A machine needs a live context: cancellation is handled by the loop.
 	mctx := context.WithoutCancel(ctx)
+	continuing := false
+	if _, serr := os.Stat(filepath.Join(o.Out, "session.json")); serr == nil && o.Continue {
+		continuing = true
+		// The directory says what it runs: its image's endpoints serve it,
+		// whatever image the caller had in mind for a new session.
+		if b, err := os.ReadFile(filepath.Join(o.Out, "session.json")); err == nil {
+			var meta sessiondir.Meta
+			if json.Unmarshal(b, &meta) == nil && meta.Image != img.Name {
+				if other, err := images.Lookup(meta.Image); err == nil {
+					o.Log.Info().Str("image", meta.Image).Msg("continuing the session's own image")
+					img, o.Image = other, other
+				}
+			}
+		}
+	}
 	net := endpoints.NewHost()
 	for name, f := range img.Sources {
 		net.Add(name, f)
 	}
 	var st *started
 	var err error
-	if _, serr := os.Stat(filepath.Join(o.Out, "session.json")); serr == nil && o.Continue {
+	if continuing {
 		st, err = continueSession(mctx, o, net)
 	} else {
 		st, err = startSession(mctx, o, net)
