@@ -119,6 +119,7 @@ func (s *Session) helloLocked(t target, h *wire.Hello) {
 	cl := &client{user: u, name: name, role: role, mode: wire.ModeDisplay, caps: h.Caps,
 		input: bucket{rate: InputRate, burst: InputBurst, tokens: InputBurst, last: time.Now()}}
 	s.clients[t] = cl
+	s.saveUsersLocked()
 	// The log names who joins: the record log is the session's audit.
 	s.inject(abi.Event{Type: abi.EvUser, Down: true, User: u, Text: name})
 	s.routeLocked(t, s.welcome(u, wire.Role(role), h.Caps&serverCaps))
@@ -335,7 +336,10 @@ func (s *Session) leaveLocked(t target, reason string) {
 			s.broadcastMsgLocked(&wire.ControlRelease{User: cl.user, Epoch: s.arb.Epoch()})
 		}
 	}
-	s.inject(abi.Event{Type: abi.EvUser, Down: false, User: cl.user, Text: cl.name})
+	if !s.closed { // else live.json keeps them for a continued session
+		s.inject(abi.Event{Type: abi.EvUser, Down: false, User: cl.user, Text: cl.name})
+		s.saveUsersLocked()
+	}
 	s.log.Info().Uint16("user", cl.user).Str("reason", reason).Msg("left")
 }
 

@@ -19,11 +19,13 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -261,11 +263,15 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // session's goroutines. It returns the recording's result.
 func (s *Session) Close() (*recorder.Result, error) {
 	s.closeOnce.Do(func() {
+		// Closed first: clients that go now are still present when the
+		// session continues (live.json), which records their leaving then.
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
 		s.cancel()
 		<-s.done
 		close(s.publish)
 		s.mu.Lock()
-		s.closed = true
 		rs := make([]*relay, 0, len(s.relays))
 		for r := range s.relays {
 			rs = append(rs, r)
@@ -295,6 +301,7 @@ func (s *Session) Handler() http.Handler {
 // continued session's newest snapshot becomes the first announcement (the
 // blocks replayed since it are already in the backlog).
 func (s *Session) onReady(r recorder.Ready) {
+	s.restoreUsers()
 	if _, err := s.files.Add(s.o.Dir); err != nil {
 		s.log.Error().Err(err).Msg("serving the session directory")
 		return
@@ -524,5 +531,57 @@ func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
 		displayBytes: r.Counter("replaydesk_display_bytes_total", "Display tile bytes encoded."),
 		refused:      r.Counter("replaydesk_input_refused_total", "Input messages refused."),
 		snapFailures: r.Counter("replaydesk_snapshot_failures_total", "Snapshots that failed or could not be published."),
+	}
+}
+
+// users is DIR/live.json: who was in the session, so that a continued
+// session numbers newcomers after everyone the log already names, and
+// records that the people present when it stopped left.
+type users struct {
+	NextUser uint16        `json:"next_user"` // the last user number given out
+	Present  []presentUser `json:"present,omitempty"`
+}
+
+type presentUser struct {
+	User uint16 `json:"user"`
+	Name string `json:"name"`
+}
+
+func (s *Session) usersPath() string { return filepath.Join(s.o.Dir, "live.json") }
+
+// restoreUsers runs before the first tick of a (continued) session.
+func (s *Session) restoreUsers() {
+	b, err := os.ReadFile(s.usersPath())
+	if err != nil {
+		return // a new session, or one from before this file
+	}
+	var u users
+	if err := json.Unmarshal(b, &u); err != nil {
+		s.log.Warn().Err(err).Msg("live.json unreadable; user numbers start again")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUser = u.NextUser
+	for _, p := range u.Present {
+		s.inject(abi.Event{Type: abi.EvUser, Down: false, User: p.User, Text: p.Name})
+	}
+	s.saveUsersLocked()
+}
+
+// saveUsersLocked rewrites live.json (atomically) after a join or leave.
+func (s *Session) saveUsersLocked() {
+	u := users{NextUser: s.nextUser}
+	for _, c := range s.clients {
+		u.Present = append(u.Present, presentUser{c.user, c.name})
+	}
+	b, _ := json.Marshal(u)
+	tmp := s.usersPath() + ".tmp"
+	err := os.WriteFile(tmp, b, 0o644)
+	if err == nil {
+		err = os.Rename(tmp, s.usersPath())
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("saving live.json")
 	}
 }

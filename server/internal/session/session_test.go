@@ -362,26 +362,9 @@ func TestInputIsArbitratedAndRecordedWithItsUser(t *testing.T) {
 	// (input_poll is import 3; its outcome is type, flags, user, text).
 	want := append([]byte{byte(abi.EvText), 0}, binary.AppendUvarint(nil, uint64(ctl.User))...)
 	want = append(binary.AppendUvarint(want, uint64(len(text))), text...)
-	rd, err := recordlog.Open(filepath.Join(dir, "log"), recordlog.ModuleHash{}, recordlog.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	found := false
-	for {
-		rec, err := rd.Next(context.Background())
-		if err != nil {
-			if !errors.Is(err, recordlog.ErrUnsealed) && err != io.EOF {
-				t.Fatal(err)
-			}
-			break
-		}
-		if rec.Kind == recordlog.KindCall && rec.Fn == 3 && bytes.Contains(rec.Data, want) {
-			found = true
-		}
-		if rec.Kind == recordlog.KindCall && rec.Fn == 3 && bytes.Contains(rec.Data, []byte("nope")) {
-			t.Fatal("the viewer's refused input reached the log")
-		}
+	found := len(inputPolls(t, dir, want)) > 0
+	if len(inputPolls(t, dir, []byte("nope"))) > 0 {
+		t.Fatal("the viewer's refused input reached the log")
 	}
 	if !found {
 		t.Fatalf("the log has no text %q from user %d", text, ctl.User)
@@ -546,7 +529,18 @@ func TestRestartContinuesTheLog(t *testing.T) {
 	if !before(last, newest) {
 		t.Fatalf("new block at %+v does not follow the old log's %+v", newest, last)
 	}
+	// Newcomers are numbered after everyone the log already names.
+	if v := q.join(1, token.RoleViewer, h2.s.ID()); v.User <= owner.User {
+		t.Fatalf("a newcomer after the restart is user %d; the owner before it was %d", v.User, owner.User)
+	}
 	h2.stop()
+	// The owner present when the session stopped is recorded leaving when
+	// it continued (a user event, not down, with the owner's number).
+	left := append([]byte{byte(abi.EvUser), 0}, binary.AppendUvarint(nil, uint64(owner.User))...)
+	left = append(binary.AppendUvarint(left, uint64(len("owner 1"))), "owner 1"...)
+	if len(inputPolls(t, dir, left)) == 0 {
+		t.Fatal("the continued session did not record that the owner left")
+	}
 
 	h3 := start(t, crashed, -1)
 	if r := h3.s.Ready(); r.Tick == 0 || r.Tick > res.Ticks {
@@ -721,5 +715,29 @@ func TestVanishedRelayReleasesItsClients(t *testing.T) {
 	watcher.expect("empty Presence", func(m wire.Message) bool { pr, ok := m.(*wire.Presence); return ok && len(pr.Users) == 0 })
 	if st := h.s.Stats(); st.Clients != 0 || st.Relays != 1 {
 		t.Fatalf("after the relay vanished: %+v", st)
+	}
+}
+
+// inputPolls returns the outcomes of the input_poll calls (import 3) in
+// dir's log that contain want.
+func inputPolls(t testing.TB, dir string, want []byte) [][]byte {
+	t.Helper()
+	rd, err := recordlog.Open(filepath.Join(dir, "log"), recordlog.ModuleHash{}, recordlog.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var out [][]byte
+	for {
+		rec, err := rd.Next(context.Background())
+		if err != nil {
+			if !errors.Is(err, recordlog.ErrUnsealed) && err != io.EOF {
+				t.Fatal(err)
+			}
+			return out
+		}
+		if rec.Kind == recordlog.KindCall && rec.Fn == 3 && bytes.Contains(rec.Data, want) {
+			out = append(out, rec.Data)
+		}
 	}
 }
