@@ -96,7 +96,8 @@ type Options struct {
 	// OnFrame also receives every presented frame (a local preview), on the
 	// machine's goroutine; pixels are valid only during the call.
 	OnFrame func(f machine.Frame, pixels []byte)
-	// Input is extra input already stamped with its user (a local preview).
+	// Input is extra input stamped with users numbered by its sender (a
+	// local preview); they get session user numbers on the way in.
 	Input <-chan abi.Event
 }
 
@@ -232,9 +233,21 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
+			// The preview numbers its users itself: give them session
+			// numbers, so the log never confuses them with relays' clients.
+			local := map[uint16]uint16{}
 			for {
 				select {
 				case ev := <-o.Input:
+					s.mu.Lock()
+					u, ok := local[ev.User]
+					if !ok && s.nextUser < wire.MaxUser {
+						s.nextUser++
+						u, local[ev.User] = s.nextUser, s.nextUser
+						s.saveUsersLocked()
+					}
+					s.mu.Unlock()
+					ev.User = u
 					s.input <- ev
 				case <-runCtx.Done():
 					return
