@@ -114,7 +114,7 @@ func TestServeLiveSessionAndReplayIt(t *testing.T) {
 		}
 	}
 
-	// Stop it as a user would; the recording is sealed and replays.
+	// Stop it as a user would.
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -129,6 +129,11 @@ func TestServeLiveSessionAndReplayIt(t *testing.T) {
 	// The four posted events and the user's arrival were recorded.
 	if !strings.Contains(stderr.String(), `"input_events":5`) {
 		t.Fatalf("the server did not record the posted input:\n%s", stderr.String())
+	}
+	// A stopped live session stays open to be continued; `server end`
+	// seals it into a finished recording.
+	if out, err := exec.Command(serverBin, "end", data).CombinedOutput(); err != nil {
+		t.Fatalf("server end: %v\n%s", err, out)
 	}
 	res, stderr2, code := replay(t, nil, data)
 	if code != 0 || res.Divergences != 0 || res.Steps == 0 {

@@ -3,6 +3,7 @@
 //	go run ./server                 run the default session (the product)
 //	go run ./server record ...      record a session into a directory
 //	go run ./server serve DIR...    serve recorded sessions to replay clients
+//	go run ./server end DIR         seal a stopped live session: a finished recording
 //
 // See README.md. This file only parses flags; the work is in internal/.
 package main
@@ -10,6 +11,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -22,16 +24,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"replaydesk/server/images"
 	"replaydesk/server/internal/liveview"
-	"replaydesk/shared/metrics"
 	"replaydesk/server/internal/recorder"
+	"replaydesk/server/internal/session"
 	"replaydesk/server/internal/sessionhttp"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/cli"
 	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
+	"replaydesk/shared/metrics"
 	"replaydesk/shared/pagestore"
+	"replaydesk/shared/token"
 )
 
 func main() {
@@ -45,6 +51,10 @@ func main() {
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		serveSessionsCmd(ctx, args[1:])
+		return
+	}
+	if len(args) > 0 && args[0] == "end" {
+		endCmd(args[1:])
 		return
 	}
 	serveCmd(ctx, args)
@@ -108,30 +118,45 @@ func recordCmd(ctx context.Context, args []string) {
 	cli.PrintJSON(res)
 }
 
-// serveCmd runs the product: the default image live, recorded into a
-// session directory, shown to browsers on this machine.
+// serveCmd runs the product: the image live as a session (recorded into a
+// session directory, continued if --data already holds one), its relay
+// endpoint on a loopback port of its own, and the embedded relay on
+// --listen with one link per role.
 func serveCmd(ctx context.Context, args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
 	image := fs.String("image", "desk", "guest image to run: "+strings.Join(images.Names(), ", "))
-	data := fs.String("data", "", "directory to record the session into (default: a new one under the user cache directory)")
+	data := fs.String("data", "", "session directory: recorded into, or continued if it already holds a session (default: a new one under the user cache directory)")
+	displayMode := fs.String("display", "lossy", "display mode tiles: lossy (JPEG q79 4:4:4) or lossless")
+	keyFile := fs.String("key-file", "", "token signing key (created if missing); default: a new key each run, so old links stop working")
 	level := fs.String("log-level", "info", "log level")
 	fs.Parse(args)
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
-		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record; no command runs the server)", fs.Arg(0)))
+		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record, serve, end; no command runs the server)", fs.Arg(0)))
+	}
+	if *displayMode != "lossy" && *displayMode != "lossless" {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("--display %q: want lossy or lossless", *displayMode))
 	}
 	img, err := images.Lookup(*image)
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
 	dir := *data
 	if dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
 		dir = filepath.Join(base, "replaydesk", "sessions", time.Now().UTC().Format("20060102-150405"))
+	}
+	key, err := loadKey(*keyFile)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	store, err := pagestore.OpenDir(filepath.Join(base, "replaydesk", "pagestore"))
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil && !flagSet(fs, "listen") {
@@ -144,27 +169,113 @@ func serveCmd(ctx context.Context, args []string) {
 	input := make(chan abi.Event, 4096)
 	view := liveview.New(input, log)
 	reg := metrics.NewRegistry()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", reg.Handler())
-	mux.Handle("/", view.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-
-	url := "http://" + ln.Addr().String() + "/"
-	fmt.Printf("replaydesk: session %q is live\n", img.Name)
-	fmt.Printf("open %s\n", url)
-	log.Info().Str("url", url).Str("image", img.Name).Str("recording", dir).Msg("serving")
-	res, err := recorder.Run(ctx, recorder.Options{
-		Image: img, Out: dir, Realtime: true, DiskMode: abi.DiskSnapshotted, Log: log,
-		SnapshotEvery: 5 * time.Minute, Inject: input, Metrics: reg,
+	sess, err := session.Open(ctx, session.Options{
+		Image: img, Dir: dir, Key: key, Store: store, Lossless: *displayMode == "lossless",
+		Metrics: reg, Log: log, Input: input,
 		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
+	// The session's own endpoint (relays' upstream, page service) stays on
+	// loopback: people reach it through a relay.
+	iln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
+	imux := http.NewServeMux()
+	imux.Handle("/metrics", reg.Handler())
+	imux.Handle("/", sess.Handler())
+	isrv := &http.Server{Handler: imux, ReadHeaderTimeout: 10 * time.Second}
+	go isrv.Serve(iln)
+	defer isrv.Close()
+	upstream := "http://" + iln.Addr().String()
+	log.Info().Str("upstream", upstream).Str("session", sess.ID()).Msg("session endpoint")
+
+	stopRelay := startEmbeddedRelay(ln, upstream, key, view, reg, log)
+	defer stopRelay()
+
+	url := "http://" + ln.Addr().String() + "/"
+	running := sess.Ready().Dir.Meta.Image // a continued session runs its own image
+	fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), running)
+	exp := time.Now().Add(7 * 24 * time.Hour)
+	for _, role := range token.Roles {
+		t := token.Sign(key, token.Claims{Session: sess.ID(), Role: role, Expiry: exp})
+		fmt.Printf("%s: http://%s/s/%s?t=%s\n", role, ln.Addr(), sess.ID(), t)
+	}
+	fmt.Printf("open %s\n", url)
+	log.Info().Str("url", url).Str("image", running).Str("recording", dir).Msg("serving")
+	select {
+	case <-ctx.Done():
+	case <-sess.Done():
+	}
+	res, err := sess.Close()
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
 	log.Info().Str("recording", dir).Uint64("steps", res.Steps).Int("input_events", res.InputEvents).
-		Int64("log_bytes", res.LogBytes).Msg("session ended; replay it with: go run ./client replay " + dir)
+		Int64("log_bytes", res.LogBytes).Msg("session stopped; continue it with --data " + dir)
+}
+
+// startEmbeddedRelay serves people on ln.
+//
+// TODO(lead): wire the embedded relay here — replaydesk/relay/hub,
+// hub.New(hub.Options{Upstream: upstream, Key: key, Log: log, Metrics: reg}).Handler()
+// on ln — once it lands. Until then ln serves the PNG live view (at / and
+// at the role links' /s/{session}) and the metrics.
+func startEmbeddedRelay(ln net.Listener, upstream string, key []byte, view *liveview.View, reg *metrics.Registry, log zerolog.Logger) (stop func()) {
+	_, _ = upstream, key
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", reg.Handler())
+	page := view.Handler()
+	mux.HandleFunc("GET /s/{session}", func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/"
+		page.ServeHTTP(w, r)
+	})
+	mux.Handle("/", page)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Error().Err(err).Msg("serving")
+		}
+	}()
+	return func() { srv.Close() }
+}
+
+// loadKey reads the token key from path, creating it there if missing; an
+// empty path makes a fresh key.
+func loadKey(path string) ([]byte, error) {
+	if path == "" {
+		return token.NewKey(), nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		k := token.NewKey()
+		return k, os.WriteFile(path, k, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 16 {
+		return nil, fmt.Errorf("--key-file %s: %d bytes is too short for a key", path, len(b))
+	}
+	return b, nil
+}
+
+// endCmd seals stopped live sessions (a stopped session is left open so
+// that `server --data DIR` continues it).
+func endCmd(args []string) {
+	log := cli.Logger("info")
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: server end SESSION_DIR...")
+		os.Exit(cli.ExitError)
+	}
+	for _, dir := range args {
+		if err := recorder.Seal(dir); err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		log.Info().Str("session", dir).Msg("sealed: replay it with: go run ./client replay " + dir)
+	}
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -45,6 +45,7 @@ type Machine struct {
 	// poll_oneoff sleeps so a guest that waits sees time pass.
 	intra     int64
 	wallStart time.Time // real clock at tick 0 (non-virtual clocks)
+	lastMono  int64     // the latest monotonic reading the guest was given
 
 	// Replay.
 	src          *peekSource
@@ -255,6 +256,39 @@ func (m *Machine) Advance(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// ContinueRecording switches a machine that replayed its own log to the end
+// into record mode, appending to sink (the same log, reopened with
+// recordlog.Resume) and opening endpoints through net: a live server that
+// restarts rebuilds its machine this way and goes on recording, so log
+// positions stay valid. Call it between steps, after ReplayNext reported
+// the end of the log. Input queued in the snapshot the replay started from
+// is dropped: the log already holds whatever of it was delivered.
+func (m *Machine) ContinueRecording(sink RecordSink, net NetHost) error {
+	if m.cfg.Mode != Replay {
+		return errors.New("machine: ContinueRecording outside replay mode")
+	}
+	if m.failed != nil {
+		return m.failed
+	}
+	if m.inCall || sink == nil {
+		return errors.New("machine: ContinueRecording inside a step or without a sink")
+	}
+	m.cfg.Mode, m.cfg.Sink, m.cfg.Source, m.cfg.Net = Record, sink, nil, net
+	m.src = nil
+	m.dev.queue = nil
+	// Real clocks go on from where the guest last saw them, never backwards.
+	m.wallStart = time.Now().Add(-time.Duration(max(m.tickTime(m.tick), m.lastMono-MonotonicBase)))
+	for h, name := range m.dev.handles {
+		if name != "" && net != nil && m.dev.streams[h] == nil {
+			// Streams are the world, not machine state: reopen them.
+			if st, err := net.Open(name); err == nil {
+				m.dev.streams[h] = st
+			}
+		}
+	}
+	return nil
 }
 
 // runStep calls the guest's step at the current tick and updates the sleep

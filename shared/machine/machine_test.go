@@ -622,3 +622,51 @@ func liveMachine(t *testing.T, e *machine.Engine) *machine.Machine {
 	t.Cleanup(func() { m.Close(context.Background()) })
 	return m
 }
+
+// A machine that replayed its log to the end goes on recording into the
+// same log (a live server's restart): the whole log then replays as one.
+func TestContinueRecordingAfterReplay(t *testing.T) {
+	e := engine(t)
+	ctx := context.Background()
+	mode := abi.DiskSnapshotted
+	rec := record(t, e, mode, 120, typing())
+	m, err := replay(t, e, mode, rec.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	if m.StateHash() != rec.stateHash {
+		t.Fatal("the replay did not reach the recorded state")
+	}
+	if err := m.ContinueRecording(rec.log, endpoints.NewHost()); err != nil {
+		t.Fatal(err)
+	}
+	if m.Mode() != machine.Record {
+		t.Fatalf("mode %v after ContinueRecording", m.Mode())
+	}
+	if err := m.ContinueRecording(rec.log, nil); err == nil {
+		t.Fatal("ContinueRecording in record mode was accepted")
+	}
+	in := typing()
+	for i := 120; i < 240; i++ {
+		m.Input(in[i]...)
+		if _, err := m.Advance(ctx); err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+	}
+	if err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Checkpoint(true); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := replay(t, e, mode, rec.log)
+	if err != nil {
+		t.Fatalf("replaying across the continuation: %v", err)
+	}
+	defer whole.Close(ctx)
+	if whole.Ticks() != 240 || whole.StateHash() != m.StateHash() || whole.FramebufferHash() != m.FramebufferHash() {
+		t.Fatalf("replay ended at tick %d state %x; the continued recording at tick %d state %x",
+			whole.Ticks(), whole.StateHash(), m.Ticks(), m.StateHash())
+	}
+}

@@ -77,7 +77,11 @@ func init() {
 				if n <= 0 || n != len(o.data) {
 					c.diverge("malformed clock reading in the log")
 				}
-				c.write64(c.u32(2), uint64(c.m.predictClock(c.u32(0))+unzigzag(u)))
+				v := c.m.predictClock(c.u32(0)) + unzigzag(u)
+				if c.u32(0) == clockMonotonic {
+					c.m.lastMono = max(c.m.lastMono, v)
+				}
+				c.write64(c.u32(2), uint64(v))
 				c.ret(0)
 			}},
 		&hostFunc{module: wasi, name: "random_get", params: sig(i32, i32), results: sig(i32), logID: logRandomGet,

@@ -22,6 +22,11 @@ type ReaderOptions struct {
 	Follow bool
 	// Poll is how often a following reader looks for new data; 0 means 20ms.
 	Poll time.Duration
+	// OnBlock, if set, is called for every block read (data, NEXT and SEAL)
+	// with its position and its bytes exactly as in the file, valid only
+	// during the call: a live server that rebuilds its machine from its own
+	// log keeps these blocks for relays that connect after the restart.
+	OnBlock func(pos Pos, block []byte)
 }
 
 // A reader reads at least this much at once, so small blocks cost no system
@@ -356,6 +361,10 @@ func (r *Reader) advance() (stall, err error) {
 				tick, step, r.tick, r.step))
 		}
 		r.blockPos = Pos{Segment: r.cur.seg, Offset: off, Tick: tick, Step: step}
+	}
+	if r.opt.OnBlock != nil {
+		// r.tick and r.step are still where this block starts.
+		r.opt.OnBlock(Pos{Segment: r.cur.seg, Offset: off, Tick: r.tick, Step: r.step}, b)
 	}
 	r.off = end
 	if flags&(flagSeal|flagNext) != 0 {

@@ -280,6 +280,29 @@ func (w *Writer) Close() error {
 	return err
 }
 
+// Detach flushes and closes the file WITHOUT sealing the log: a live
+// server that stops (to be restarted) leaves its log open for Resume, so
+// positions that relays and clients hold stay valid. After Detach the
+// writer is closed.
+func (w *Writer) Detach() error {
+	if w.closed {
+		return ErrClosed
+	}
+	w.closed = true
+	if w.err != nil {
+		w.f.Close()
+		return w.err
+	}
+	err := w.flushBlock()
+	if err == nil && w.opt.Sync {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Bytes is the total size of the log on disk: every segment, headers
 // included (for a resumed log, the bytes that were already there too).
 func (w *Writer) Bytes() int64 { return w.total }

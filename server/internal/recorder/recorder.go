@@ -1,13 +1,18 @@
 // Package recorder runs one guest in record mode into a session directory:
 // it feeds scripted input at its virtual times, ticks the machine (as fast
 // as it can, or in real time), flushes log blocks, takes snapshots, and
-// reports what it recorded. It is what `server record` does.
+// reports what it recorded. It is what `server record` does, and the loop
+// under a live session (server/internal/session), which adds hooks: log
+// blocks as written, snapshots on request, frames with their damage, and
+// continuing a stopped session from its own log.
 //
 // It must not know about networks, viewers or how the log is encoded.
 package recorder
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,13 +23,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"replaydesk/server/images"
-	"replaydesk/shared/metrics"
 	"replaydesk/shared/abi"
 	"replaydesk/shared/endpoints"
 	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
+	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/sessiondir"
+	"replaydesk/shared/snapshot"
 )
 
 // Options says what to record.
@@ -54,9 +60,43 @@ type Options struct {
 	// Inject delivers live input (events already stamped with their user);
 	// it is drained once per tick. Nil: scripted input only.
 	Inject <-chan abi.Event
-	// OnFrame is called after each step that presented, with the frame and
-	// a view of its pixels valid only during the call.
-	OnFrame func(f machine.Frame, pixels []byte)
+	// OnFrame is called after each step that presented, with the frame, a
+	// view of its pixels valid only during the call and the damage since the
+	// last call.
+	OnFrame func(f machine.Frame, pixels []byte, damage []machine.Rect)
+	// WantFrame, if set, is asked after every tick: true calls OnFrame with
+	// the current frame and nil damage (all of it) even when nothing was
+	// presented, for a live session's key frames.
+	WantFrame func() bool
+
+	// The hooks of a live session (server/internal/session). All are called
+	// on the recording goroutine.
+
+	// Continue reopens Out if it already holds a session: the machine is
+	// rebuilt from its newest snapshot and its own log replayed to the end,
+	// then recording goes on in the same log (docs/live-sessions.md, Server
+	// restart). Without it an existing Out is an error.
+	Continue bool
+	// LeaveOpen ends the recording without sealing the log, so a later
+	// Continue can resume it.
+	LeaveOpen bool
+	// OnReady is called once the machine is ready to tick (after a
+	// Continue's replay), before the first tick.
+	OnReady func(Ready)
+	// OnBlock receives every log block as it is written, and on a Continue
+	// the blocks replayed from the newest snapshot on first (the bytes are
+	// valid only during the call).
+	OnBlock func(pos recordlog.Pos, block []byte)
+	// SnapshotNow asks for a snapshot as soon as possible (one already under
+	// way answers it too).
+	SnapshotNow <-chan struct{}
+	// OnSnapshot reports each snapshot stored (or that failed).
+	OnSnapshot func(Snapshot)
+	// FlushOnInput ends a log block right after a tick that took input, so
+	// viewers see keystrokes without waiting for FlushEvery.
+	FlushOnInput bool
+	// AfterTick is called after every tick with the tick count.
+	AfterTick func(tick uint64)
 	// Metrics, if set, receives the session's counters (served at /metrics).
 	Metrics *metrics.Registry
 	// FlushEvery ends a log block each this many ticks (default 30).
@@ -73,6 +113,30 @@ type Options struct {
 // the snapshot is almost always ready by then, and on virtual time the
 // recorder seldom waits.
 const DefaultSnapshotSettle = 6
+
+// Ready describes a recording about to tick.
+type Ready struct {
+	Dir    *sessiondir.Dir
+	Header recordlog.Header // the log's module hash and params
+	Params machine.Params
+	Tick   uint64 // where ticking starts (0, or where a Continue's log ended)
+	Step   uint64
+	// Restored is the snapshot a Continue started from (0: none, replayed
+	// from the start); Replayed the ticks of log it replayed.
+	Restored int
+	Replayed uint64
+	// StateHash is the machine's state where ticking starts (a Continue
+	// reached it by replay: it must equal what the recording ended with).
+	StateHash uint64
+}
+
+// Snapshot reports one snapshot: stored as number Info.N, or Err.
+type Snapshot struct {
+	Info     sessiondir.SnapshotInfo
+	Snapshot *snapshot.Snapshot
+	Stall    time.Duration
+	Err      error
+}
 
 // Progress is reported during long recordings.
 type Progress struct {
@@ -118,53 +182,50 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.FlushEvery == 0 {
 		o.FlushEvery = 30
 	}
-	disk := slices.Clone(img.Disk)
-	mode := o.DiskMode
-	if disk == nil {
-		mode = abi.DiskNone
-	} else if mode == abi.DiskNone {
-		mode = abi.DiskSnapshotted
-	}
-	dir, err := sessiondir.Create(o.Out, img.Name, img.Wasm, img.Disk, mode.String())
-	if err != nil {
-		return nil, err
-	}
-	p := machine.Params{
-		VirtualClock: !o.Realtime, RealtimeBase: time.Now().UnixNano(),
-		CheckpointEvery: o.CheckpointEvery, MemCheckEvery: o.MemCheckEvery,
-		DiskMode: mode, Endpoints: img.Endpoints,
-	}.WithDefaults()
-	if disk != nil {
-		p.DiskBlocks = uint64(len(disk) / abi.BlockSize)
-		p.DiskSHA256 = dir.Meta.DiskSHA256
-	}
-	eng, err := machine.NewEngine(ctx, img.Wasm, machine.EngineOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close(context.Background())
-	w, err := recordlog.Create(dir.LogDir(), recordlog.Header{ModuleHash: eng.Hash(), Params: p.Encode()}, recordlog.WriterOptions{})
-	if err != nil {
-		return nil, err
-	}
 	// A machine needs a live context: cancellation is handled by the loop.
 	mctx := context.WithoutCancel(ctx)
+	continuing := false
+	if _, serr := os.Stat(filepath.Join(o.Out, "session.json")); serr == nil && o.Continue {
+		continuing = true
+		// The directory says what it runs: its image's endpoints serve it,
+		// whatever image the caller had in mind for a new session.
+		if b, err := os.ReadFile(filepath.Join(o.Out, "session.json")); err == nil {
+			var meta sessiondir.Meta
+			if json.Unmarshal(b, &meta) == nil && meta.Image != img.Name {
+				if other, err := images.Lookup(meta.Image); err == nil {
+					o.Log.Info().Str("image", meta.Image).Msg("continuing the session's own image")
+					img, o.Image = other, other
+				}
+			}
+		}
+	}
 	net := endpoints.NewHost()
 	for name, f := range img.Sources {
 		net.Add(name, f)
 	}
-	m, err := machine.New(mctx, eng, machine.Config{Mode: machine.Record, Params: p, Sink: w, Disk: disk,
-		Net: net, Console: o.Console, Log: o.Log})
+	var st *started
+	var err error
+	if continuing {
+		st, err = continueSession(mctx, o, net)
+	} else {
+		st, err = startSession(mctx, o, net)
+	}
 	if err != nil {
-		w.Close()
 		return nil, err
 	}
-	defer m.Close(mctx)
+	defer st.eng.Close(context.Background())
+	defer st.m.Close(mctx)
+	dir, w, m, p, disk := st.dir, st.w, st.m, st.ready.Params, st.disk
+	mode := p.DiskMode
+	if o.OnReady != nil {
+		o.OnReady(st.ready)
+	}
 
 	res := &Result{Image: img.Name, DiskMode: mode.String(), Out: o.Out}
 	script := inputscript.NewSequencer(o.Input)
 	period := time.Second / time.Duration(p.TickHz)
-	total := uint64(o.Duration / period)
+	t0 := st.ready.Tick
+	total := t0 + uint64(o.Duration/period)
 	if o.Duration == 0 {
 		total = ^uint64(0)
 	}
@@ -182,8 +243,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var ws *workingSet
 	var wsUntil uint64
 	mt := newSessionMetrics(o.Metrics)
-	start := time.Now()
-	lastProgress := start
+	start := time.Now().Add(-time.Duration(t0) * period) // a Continue paces on from its tick
+	lastProgress := time.Now()
+	wantSnapshot := false
 	tickAt := func(t uint64) time.Duration { return time.Duration(t) * period }
 
 	// A block ends only when something other than idle ticks happened since
@@ -208,9 +270,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return w.Flush()
 	}
 	runErr := func() error {
-		for t := uint64(0); t < total; t++ {
+		for t := t0; t < total; t++ {
 			if ctx.Err() != nil {
-				o.Log.Warn().Uint64("tick", t).Msg("recording interrupted; sealing the log")
+				if o.LeaveOpen {
+					o.Log.Info().Uint64("tick", t).Msg("recording stopped; the log stays open to continue")
+				} else {
+					o.Log.Warn().Uint64("tick", t).Msg("recording interrupted; sealing the log")
+				}
 				return nil
 			}
 			if o.Realtime {
@@ -218,6 +284,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					time.Sleep(d)
 				}
 			}
+			inputs := res.InputEvents
 			if evs := script.Due(tickAt(t)); len(evs) > 0 {
 				m.Input(evs...)
 				res.InputEvents += len(evs)
@@ -241,27 +308,46 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if o.Duration > 0 { // a live session runs for days: keep no per-step history
 					stepDur = append(stepDur, m.Stats().LastStepDuration)
 				}
-				if f := m.Frame(); o.OnFrame != nil && f.Seq != seq {
-					o.OnFrame(f, m.Pixels())
+			}
+			if f := m.Frame(); f.Seq != seq {
+				dmg := m.TakeDamage() // taken even without OnFrame: the machine keeps it until then
+				if o.OnFrame != nil {
+					o.OnFrame(f, m.Pixels(), dmg)
 				}
+			} else if o.OnFrame != nil && o.WantFrame != nil && o.WantFrame() && m.Pixels() != nil {
+				o.OnFrame(f, m.Pixels(), nil)
 			}
 			next := t + 1
-			if next%o.FlushEvery == 0 {
+			if next%o.FlushEvery == 0 || (o.FlushOnInput && res.InputEvents != inputs) {
 				if err := flushIfBusy(); err != nil {
 					return err
 				}
 			}
-			if ws != nil && (next >= wsUntil || next%snapEvery == 0) {
+		requests:
+			for o.SnapshotNow != nil {
+				select {
+				case <-o.SnapshotNow:
+					wantSnapshot = true
+				default:
+					break requests
+				}
+			}
+			periodic := snapEvery > 0 && next%snapEvery == 0
+			startSnap := (periodic || wantSnapshot) && next < total && pending == nil
+			if ws != nil && (next >= wsUntil || startSnap) {
 				if err := ws.finish(m, dir); err != nil {
 					return err
 				}
 				ws = nil
 			}
-			if snapEvery > 0 && next%snapEvery == 0 && next < total && pending == nil {
+			if startSnap {
 				if pending, err = m.StartSnapshot(); err != nil {
 					return err
 				}
 				snapAt = next + settle
+			}
+			if pending != nil {
+				wantSnapshot = false // the one under way answers the request
 			}
 			if pending != nil && next >= snapAt && !o.Realtime {
 				// Virtual time: the snapshot is taken at this tick and no
@@ -274,19 +360,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				res.SnapshotWaitMs = append(res.SnapshotWaitMs, ms(time.Since(t0)))
 			}
 			if pending != nil && next >= snapAt && (!o.Realtime || pending.Ready()) {
-				err := finishSnapshot(m, w, dir, res, pending, flush)
+				snap, err := finishSnapshot(m, w, dir, res, pending, flush)
 				pending = nil
 				if err != nil {
 					return err
 				}
 				// Record what the guest writes in the next second: the
-				// snapshot's working set, for lazy restores to prefetch.
-				if t, err := m.TrackWrites(); err == nil {
-					ws, wsUntil = &workingSet{t: t, n: res.Snapshots}, next+uint64(p.TickHz)
+				// snapshot's working set, for lazy restores to prefetch. The
+				// snapshot is reported with it, a second later.
+				report := true
+				if snap.Err == nil {
+					if t, err := m.TrackWrites(); err == nil {
+						ws, wsUntil = &workingSet{t: t, n: res.Snapshots, report: snap, on: o.OnSnapshot}, next+uint64(p.TickHz)
+						report = false
+					}
+				}
+				if report && o.OnSnapshot != nil {
+					o.OnSnapshot(snap)
 				}
 			}
 			if mt != nil {
 				mt.update(m, w, res, ran)
+			}
+			if o.AfterTick != nil {
+				o.AfterTick(next)
 			}
 			if o.Progress != nil && time.Since(lastProgress) >= o.ProgressEvery {
 				lastProgress = time.Now()
@@ -307,7 +404,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if runErr == nil {
 		runErr = m.Checkpoint(true) // the final state, checked by every replay
 	}
-	if err := w.Close(); runErr == nil && err != nil {
+	closeLog := w.Close
+	if o.LeaveOpen {
+		closeLog = w.Detach
+	}
+	if err := closeLog(); runErr == nil && err != nil {
 		runErr = err
 	}
 	if runErr != nil {
@@ -333,30 +434,167 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// started is a machine ready to record, new or rebuilt.
+type started struct {
+	dir   *sessiondir.Dir
+	eng   *machine.Engine
+	w     *recordlog.Writer
+	m     *machine.Machine
+	disk  []byte
+	ready Ready
+}
+
+func startSession(ctx context.Context, o Options, net machine.NetHost) (*started, error) {
+	img := o.Image
+	disk := slices.Clone(img.Disk)
+	mode := o.DiskMode
+	if disk == nil {
+		mode = abi.DiskNone
+	} else if mode == abi.DiskNone {
+		mode = abi.DiskSnapshotted
+	}
+	dir, err := sessiondir.Create(o.Out, img.Name, img.Wasm, img.Disk, mode.String())
+	if err != nil {
+		return nil, err
+	}
+	p := machine.Params{
+		VirtualClock: !o.Realtime, RealtimeBase: time.Now().UnixNano(),
+		CheckpointEvery: o.CheckpointEvery, MemCheckEvery: o.MemCheckEvery,
+		DiskMode: mode, Endpoints: img.Endpoints,
+	}.WithDefaults()
+	if disk != nil {
+		p.DiskBlocks = uint64(len(disk) / abi.BlockSize)
+		p.DiskSHA256 = dir.Meta.DiskSHA256
+	}
+	eng, err := machine.NewEngine(ctx, img.Wasm, machine.EngineOptions{})
+	if err != nil {
+		return nil, err
+	}
+	hdr := recordlog.Header{ModuleHash: eng.Hash(), Params: p.Encode()}
+	w, err := recordlog.Create(dir.LogDir(), hdr, recordlog.WriterOptions{OnBlock: o.OnBlock})
+	if err != nil {
+		eng.Close(ctx)
+		return nil, err
+	}
+	m, err := machine.New(ctx, eng, machine.Config{Mode: machine.Record, Params: p, Sink: w, Disk: disk,
+		Net: net, Console: o.Console, Log: o.Log})
+	if err != nil {
+		w.Close()
+		eng.Close(ctx)
+		return nil, err
+	}
+	return &started{dir: dir, eng: eng, w: w, m: m, disk: disk,
+		ready: Ready{Dir: dir, Header: hdr, Params: m.Params(), Tick: m.Ticks(), Step: m.Steps(), StateHash: m.StateHash()}}, nil
+}
+
+// continueSession rebuilds the machine of an existing session directory:
+// its newest snapshot restored, its own log replayed to the end (the blocks
+// replayed go to OnBlock), then record mode into the same log.
+func continueSession(ctx context.Context, o Options, net machine.NetHost) (st *started, err error) {
+	dir, err := sessiondir.Open(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := machine.NewEngine(ctx, dir.Module, machine.EngineOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var w *recordlog.Writer
+	var m *machine.Machine
+	defer func() {
+		if err != nil {
+			if m != nil {
+				m.Close(ctx)
+			}
+			if w != nil {
+				w.Detach()
+			}
+			eng.Close(ctx)
+		}
+	}()
+	// Resume first: it cuts off a block torn by a crash, which the replay
+	// must not see either.
+	if w, err = recordlog.Resume(dir.LogDir(), dir.ModuleHash(), recordlog.WriterOptions{OnBlock: o.OnBlock}); err != nil {
+		if errors.Is(err, recordlog.ErrSealed) {
+			return nil, fmt.Errorf("session %s has ended (its log is sealed): it replays, but cannot go on; record a new one", o.Out)
+		}
+		return nil, fmt.Errorf("resuming the log of %s: %w", o.Out, err)
+	}
+	r, err := recordlog.Open(dir.LogDir(), dir.ModuleHash(), recordlog.ReaderOptions{OnBlock: o.OnBlock})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	hdr := r.Header()
+	p, err := machine.DecodeParams(hdr.Params)
+	if err != nil {
+		return nil, err
+	}
+	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
+	restored := 0
+	if n := len(dir.Meta.Snapshots); n > 0 {
+		s, info, err := dir.Snapshot(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Seek(info.LogPos); err != nil {
+			return nil, err
+		}
+		if m, err = machine.Restore(ctx, eng, cfg, s); err != nil {
+			return nil, err
+		}
+		restored = n
+	} else if m, err = machine.New(ctx, eng, cfg); err != nil {
+		return nil, err
+	}
+	from := m.Ticks()
+	for {
+		_, err := m.ReplayNext(ctx)
+		if errors.Is(err, machine.ErrEndOfLog) || errors.Is(err, recordlog.ErrUnsealed) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replaying the log of %s: %w", o.Out, err)
+		}
+	}
+	if m.Ticks() != w.Tick() || m.Steps() != w.Step() {
+		return nil, fmt.Errorf("replaying the log of %s ended at tick %d step %d, the log at tick %d step %d",
+			o.Out, m.Ticks(), m.Steps(), w.Tick(), w.Step())
+	}
+	if err = m.ContinueRecording(w, net); err != nil {
+		return nil, err
+	}
+	o.Log.Info().Int("snapshot", restored).Uint64("from_tick", from).Uint64("to_tick", m.Ticks()).Msg("session rebuilt from its log")
+	return &started{dir: dir, eng: eng, w: w, m: m, disk: dir.Disk,
+		ready: Ready{Dir: dir, Header: hdr, Params: m.Params(), Tick: m.Ticks(), Step: m.Steps(),
+			Restored: restored, Replayed: m.Ticks() - from, StateHash: m.StateHash()}}, nil
+}
+
 // finishSnapshot completes a background snapshot between two steps: the log
 // is flushed first so the snapshot's position is a block boundary. A
-// snapshot that did not converge is logged and skipped (a live session would
-// stay in display mode for its viewers); the recording goes on.
-func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, p *machine.PendingSnapshot, flush func() error) error {
+// snapshot that did not converge is logged and skipped (a live session keeps
+// its viewers in display mode); the recording goes on.
+func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, p *machine.PendingSnapshot, flush func() error) (Snapshot, error) {
 	if err := flush(); err != nil {
 		p.Abort()
-		return err
+		return Snapshot{}, err
 	}
 	s, st, err := p.Finish()
 	if err != nil {
 		res.SnapshotFailures++
-		return nil
+		return Snapshot{Err: err}, nil
 	}
 	res.SnapshotStallMs = append(res.SnapshotStallMs, ms(st.Stall))
 	res.SnapshotLatencyMs = append(res.SnapshotLatencyMs, ms(st.Latency))
 	res.SnapshotBackground = st.Background
 	res.SnapshotTicks = append(res.SnapshotTicks, s.Tick)
 	s.LogPos = w.Pos()
-	if _, err := dir.AddSnapshot(s); err != nil {
-		return err
+	info, err := dir.AddSnapshot(s)
+	if err != nil {
+		return Snapshot{}, err
 	}
 	res.Snapshots++
-	return nil
+	return Snapshot{Info: info, Snapshot: s, Stall: st.Stall}, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -404,16 +642,40 @@ func (s *sessionMetrics) update(m *machine.Machine, w *recordlog.Writer, res *Re
 	}
 }
 
-// workingSet is the write tracking that follows snapshot n.
+// workingSet is the write tracking that follows snapshot n, which is
+// reported (to on) once its working set is known.
 type workingSet struct {
-	t *machine.WriteTracker
-	n int
+	t      *machine.WriteTracker
+	n      int
+	report Snapshot
+	on     func(Snapshot)
 }
 
 func (ws *workingSet) finish(m *machine.Machine, dir *sessiondir.Dir) error {
 	pages, err := ws.t.Stop()
-	if err != nil {
-		return nil // a missing working set only costs prefetching
+	if err == nil { // a missing working set only costs prefetching
+		if err := dir.SetWorkingSet(ws.n, pages); err != nil {
+			return err
+		}
+		ws.report.Info.WorkingSet = pages
 	}
-	return dir.SetWorkingSet(ws.n, pages)
+	if ws.on != nil {
+		ws.on(ws.report)
+	}
+	return nil
+}
+
+// Seal ends a stopped live session for good: its log (left open for a
+// Continue) gets its SEAL block, and the directory becomes a finished
+// recording that replays offline and can no longer be continued.
+func Seal(out string) error {
+	dir, err := sessiondir.Open(out)
+	if err != nil {
+		return err
+	}
+	w, err := recordlog.Resume(dir.LogDir(), dir.ModuleHash(), recordlog.WriterOptions{})
+	if err != nil {
+		return err
+	}
+	return w.Close()
 }

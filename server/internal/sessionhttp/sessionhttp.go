@@ -84,6 +84,25 @@ func (s *Server) Add(dir string) (string, error) {
 	return id, nil
 }
 
+// Publish publishes snapshot n of session id (already stored in its
+// directory) while the session runs, and lists it: a live session calls it
+// for each new snapshot before announcing it.
+func (s *Server) Publish(id string, n int, snap *snapshot.Snapshot, workingSet []uint32) (pageservice.SnapshotEntry, error) {
+	m, h, err := pageservice.Publish(s.store, snap, workingSet)
+	if err != nil {
+		return pageservice.SnapshotEntry{}, fmt.Errorf("publishing snapshot %d of %s: %w", n, id, err)
+	}
+	e := pageservice.EntryFor(n, m, h)
+	s.index.Add(id, e)
+	return e, nil
+}
+
+// Snapshots lists session id's published snapshots, oldest first.
+func (s *Server) Snapshots(id string) []pageservice.SnapshotEntry {
+	l, _ := s.index.Snapshots(id)
+	return l
+}
+
 // DiskInfo names the manifest of a session's base disk (block i = page i).
 type DiskInfo struct {
 	Manifest string `json:"manifest"`
