@@ -24,7 +24,7 @@ import (
 // routed Hellos with a routed Welcome (display mode), and records what the
 // relay sends it. It also serves a tiny page service.
 type fakeUp struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	conns   chan *upConn
 	down    atomic.Bool  // refuse upstream connections (503)
@@ -42,7 +42,7 @@ type upConn struct {
 	done  chan struct{}
 }
 
-func newFakeUp(t *testing.T) *fakeUp {
+func newFakeUp(t testing.TB) *fakeUp {
 	f := &fakeUp{t: t, conns: make(chan *upConn, 16), role: wire.RoleViewer}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", f.serveUpstream)
@@ -127,7 +127,7 @@ func (f *fakeUp) serveUpstream(w http.ResponseWriter, r *http.Request) {
 }
 
 // conn waits for the relay's next upstream connection.
-func (f *fakeUp) conn(t *testing.T) *upConn {
+func (f *fakeUp) conn(t testing.TB) *upConn {
 	t.Helper()
 	select {
 	case c := <-f.conns:

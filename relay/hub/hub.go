@@ -95,7 +95,6 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	nconns atomic.Int64
 }
 
 // New makes a Hub.

@@ -580,3 +580,34 @@ func FuzzRoutedInner(f *testing.F) {
 		}
 	})
 }
+
+func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
+	f := newFakeUp(t)
+	f.role = wire.RoleDisplayViewer
+	f.setState(announce(1, pos0))
+	reg := metrics.NewRegistry()
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Metrics: reg})
+	c3, _ := join(t, srv, "tok") // keeps the session (and its upstream) open
+	c, w := join(t, srv, "tok")
+	if w.Role != wire.RoleDisplayViewer {
+		t.Fatal(w.Role)
+	}
+	up := f.conn(t)
+	c.dual(t)
+	c.send(t, &wire.Resume{Pos: pos0})
+	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeForbidden {
+		t.Fatalf("resume by a display viewer: %+v", e)
+	}
+	up.expect(t, "Gone", func(m wire.Message) bool { _, ok := m.(*wire.Gone); return ok })
+
+	f.role = wire.RoleViewer
+	c2, _ := join(t, srv, "tok")
+	c2.dual(t)
+	expectLog(t, c2, announce(1, pos0))
+	c3.send(t, &wire.Ping{Seq: 1})
+	c3.next(t)
+	gauge := func(mode string) float64 { return reg.Gauge(`replaydesk_relay_clients{mode="`+mode+`"}`, "").Get() }
+	if gauge("dual") != 1 || gauge("display") != 1 || gauge("pending") != 0 {
+		t.Fatalf("clients by mode: dual %g display %g pending %g", gauge("dual"), gauge("display"), gauge("pending"))
+	}
+}

@@ -622,6 +622,13 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 		m.role = x.Role
 		m.mode = wire.ModeDisplay
 		s.push(m, inner, catControl)
+		// The state it would otherwise wait for (the server's next ones
+		// follow).
+		for _, b := range [][]byte{s.presence, s.estimates} {
+			if b != nil {
+				s.push(m, b, catControl)
+			}
+		}
 		s.h.m.mode(m.name, "display")
 		m.name = "display"
 		s.setMode(m, x.Mode)
