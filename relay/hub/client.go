@@ -60,13 +60,14 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*down, *wire.Hello
 		ws.Fail(wire.CodeLimit, fmt.Sprintf("this relay is full (at most %d connections): try again later", h.opts.MaxClients))
 		return nil, nil, nil, ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
-	msg, b, err := ws.Recv(ctx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			ws.Fail(wire.CodeMalformed, "no Hello within 10 s")
-		}
+	// A timer rather than a deadline on Recv: the library closes the
+	// connection when a read's context ends, and the Error must go out first.
+	t := time.AfterFunc(helloTimeout, func() {
+		ws.Fail(wire.CodeMalformed, fmt.Sprintf("no Hello within %s", helloTimeout))
+	})
+	msg, b, err := ws.Recv(context.Background())
+	stopped := t.Stop()
+	if err != nil || !stopped {
 		h.drop(d)
 		return nil, nil, nil, ""
 	}

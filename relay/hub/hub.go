@@ -68,9 +68,11 @@ type Options struct {
 	Metrics *metrics.Registry
 }
 
+// helloTimeout: a client's Hello must arrive within (a variable for tests).
+var helloTimeout = 10 * time.Second
+
 // Protocol constants from docs/live-sessions.md.
 const (
-	helloTimeout    = 10 * time.Second // a client's Hello must arrive within
 	welcomeTimeout  = 15 * time.Second // the upstream's answer to a Hello
 	snapshotFresh   = 10 * time.Second // a dual client gets the held snapshot if at most this old
 	fullTimeout     = 30 * time.Second // a queue over its bound this long closes the client

@@ -611,3 +611,47 @@ func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
 		t.Fatalf("clients by mode: dual %g display %g pending %g", gauge("dual"), gauge("display"), gauge("pending"))
 	}
 }
+
+func TestHelloDeadline(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	old := helloTimeout
+	helloTimeout = 200 * time.Millisecond
+	defer func() { helloTimeout = old }()
+	c := dial(t, srv, "s1")
+	e, ok := c.next(t).(*wire.Error)
+	if !ok || e.Code != wire.CodeMalformed || !strings.Contains(e.Text, "no Hello") {
+		t.Fatalf("got %+v", e)
+	}
+	if n := len(f.conns); n != 0 {
+		t.Fatal("went upstream for a client without Hello")
+	}
+}
+
+func TestOriginChecked(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, AllowOrigins: []string{"good.example"}})
+	upgrade := func(origin string) int {
+		req, _ := http.NewRequest("GET", srv.URL+"/ws/s1", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := upgrade("http://evil.example"); code != http.StatusForbidden {
+		t.Fatalf("foreign origin: %d", code)
+	}
+	if code := upgrade("http://good.example"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("allowed origin: %d", code)
+	}
+	if code := upgrade("http://" + strings.TrimPrefix(srv.URL, "http://")); code != http.StatusSwitchingProtocols {
+		t.Fatalf("own origin: %d", code)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -221,8 +220,7 @@ func (s *session) failAll(code wire.ErrorCode, text string) {
 // serveUpstream connects, says Hello, and forwards until the connection
 // ends. established says it got as far as a Welcome.
 func (s *session) serveUpstream() (established bool, err error) {
-	u := *s.h.upstream
-	u.Path = u.JoinPath("upstream", url.PathEscape(s.id)).Path
+	u := s.h.upstream.JoinPath("upstream", s.id)
 	dctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	ws, err := wsconn.Dial(dctx, u.String())
 	cancel()
@@ -232,7 +230,7 @@ func (s *session) serveUpstream() (established bool, err error) {
 	ctx, stop := context.WithCancel(s.ctx)
 	defer func() {
 		stop()
-		ws.CloseNow()
+		ws.Close("relay leaving the session")
 		s.mu.Lock()
 		s.connected = false
 		s.mu.Unlock()
@@ -618,6 +616,9 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 	}
 	switch x := v.Msg.(type) {
 	case *wire.Welcome:
+		if m.welcomed {
+			return // one Welcome per client: a second one is the upstream's bug
+		}
 		m.welcomed = true
 		m.role = x.Role
 		m.mode = wire.ModeDisplay
