@@ -32,7 +32,7 @@ func main() {
 	fs := flag.NewFlagSet("relay", flag.ExitOnError)
 	upstream := fs.String("upstream", "", "base URL of the server or parent relay, e.g. http://127.0.0.1:8080 (required)")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to serve clients on")
-	keyFile := fs.String("key-file", "", "file holding the token key in hex (checks clients' tokens here)")
+	keyFile := fs.String("key-file", "", "the server's token key file (raw, as the server writes it, or hex); clients' tokens are checked here")
 	keyHex := fs.String("key", "", "the token key in hex (prefer --key-file: flags are visible to other users)")
 	tok := fs.String("token", "", "relay token for the upstream (default: signed with the key, if given)")
 	var origins multi
@@ -91,7 +91,14 @@ func readKey(file, hexKey string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		hexKey = strings.TrimSpace(string(b))
+		// The server's --key-file holds the raw key; a hex text file works too.
+		if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(k) >= 16 {
+			return k, nil
+		}
+		if len(b) < 16 {
+			return nil, fmt.Errorf("--key-file %s: %d bytes is too short for a key", file, len(b))
+		}
+		return b, nil
 	}
 	if hexKey == "" {
 		return nil, nil
