@@ -176,14 +176,16 @@ func (d *down) writer() {
 		d.q[0] = item{}
 		d.q = d.q[1:]
 		d.qbytes -= len(it.b)
-		if d.qbytes < d.hub.opts.QueueBytes {
-			d.fullSince = time.Time{}
-		}
 		d.mu.Unlock()
 		if err := d.ws.SendBytes(d.ctx, it.b); err != nil {
 			d.kill()
 			return
 		}
+		d.mu.Lock()
+		if d.qbytes < d.hub.opts.QueueBytes {
+			d.fullSince = time.Time{} // it keeps up again
+		}
+		d.mu.Unlock()
 		d.hub.m.sent(it.cat, len(it.b))
 		if it.cat == catClose {
 			d.ws.Close("error sent")

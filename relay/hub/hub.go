@@ -68,14 +68,17 @@ type Options struct {
 	Metrics *metrics.Registry
 }
 
-// helloTimeout: a client's Hello must arrive within (a variable for tests).
-var helloTimeout = 10 * time.Second
+// Variables for tests: a client's Hello must arrive within helloTimeout; a
+// queue over its bound that long without draining closes the client.
+var (
+	helloTimeout = 10 * time.Second
+	fullTimeout  = 30 * time.Second
+)
 
 // Protocol constants from docs/live-sessions.md.
 const (
 	welcomeTimeout  = 15 * time.Second // the upstream's answer to a Hello
 	snapshotFresh   = 10 * time.Second // a dual client gets the held snapshot if at most this old
-	fullTimeout     = 30 * time.Second // a queue over its bound this long closes the client
 	msgRate         = 400              // client messages per second, and the burst
 	lagForwardEvery = time.Second      // Lag goes upstream at most this often per client
 )
@@ -276,7 +279,7 @@ func (h *Hub) ended(s *session) {
 // watchdog closes clients whose queue stayed full too long.
 func (h *Hub) watchdog() {
 	defer h.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(min(time.Second, fullTimeout/4))
 	defer t.Stop()
 	for {
 		select {
@@ -299,10 +302,13 @@ func (h *Hub) watchdog() {
 			h.mu.Unlock()
 			for _, d := range slow {
 				h.m.dropped.Add(1)
-				h.log.Warn().Str("peer", d.ws.Remote()).Msg("client's queue full for 30 s: closing it")
-				d.fail(wire.CodeTooSlow, "too slow: the relay's queue for this connection stayed full for 30 s")
+				h.log.Warn().Str("peer", d.ws.Remote()).Stringer("for", fullTimeout).Msg("client's queue stayed full: closing it")
+				d.fail(wire.CodeTooSlow, fmt.Sprintf("too slow: the relay's queue for this connection stayed full for %s", fullTimeout))
 			}
 			h.m.updateLag(ss)
+			for _, s := range ss {
+				s.retryKeys()
+			}
 		}
 	}
 }

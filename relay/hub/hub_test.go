@@ -655,3 +655,67 @@ func TestOriginChecked(t *testing.T) {
 		t.Fatalf("own origin: %d", code)
 	}
 }
+
+func TestStuckClientClosed(t *testing.T) {
+	old := fullTimeout
+	fullTimeout = time.Second
+	defer func() { fullTimeout = old }()
+	f := newFakeUp(t)
+	reg := metrics.NewRegistry()
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 4 << 20, Metrics: reg})
+	stay, _ := join(t, srv, "tok")
+	stuck, _ := join(t, srv, "tok") // never reads again
+	up := f.conn(t)
+	var ids []uint32
+	for len(ids) < 2 {
+		ids = append(ids, up.expect(t, "Hello", func(m wire.Message) bool {
+			r, ok := m.(*wire.Routed)
+			return ok && r.Msg.Type() == wire.TypeHello
+		}).(*wire.Routed).Client)
+	}
+	id := ids[1]
+	frame := func(key bool) *wire.DisplayFrame {
+		return &wire.DisplayFrame{Key: key, Width: 512, Height: 512,
+			Tiles: []wire.Tile{{W: 512, H: 512, Encoding: wire.EncRaw, Data: make([]byte, 512*512*4)}}}
+	}
+	up.send(t, &wire.Routed{Client: id, Msg: frame(true)})
+	keys := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for gone := false; !gone; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck client was never closed (%d key frames asked for)", keys)
+		}
+		up.send(t, frame(false))
+		time.Sleep(5 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case m := <-up.in:
+				switch v := m.(type) {
+				case *wire.Routed:
+					if ms, ok := v.Msg.(*wire.ModeSwitch); ok && v.Client == id && ms.Kind == wire.SwitchForced {
+						keys++ // as the server does: a fresh key frame
+						up.send(t, &wire.Routed{Client: id, Msg: frame(true)})
+					}
+				case *wire.Gone:
+					gone = gone || v.Client == id
+				}
+			default:
+				break drain
+			}
+		}
+	}
+	if keys == 0 {
+		t.Fatal("no key frame was asked for before closing")
+	}
+	if v := reg.Counter("replaydesk_relay_dropped_clients_total", "").Get(); v != 1 {
+		t.Fatalf("dropped = %g", v)
+	}
+	stay.send(t, &wire.Ping{Seq: 3})
+	for {
+		if p, ok := stay.next(t).(*wire.Pong); ok && p.Seq == 3 {
+			break
+		}
+	}
+	_ = stuck
+}

@@ -35,6 +35,8 @@ type member struct {
 	hasKey     bool // it got a key frame since it last lost display frames
 	logging    bool // it receives the log
 	waitSnap   bool // dual, waiting for the next SnapshotAnnounce
+	needKey    bool      // its display frames were dropped: a key frame is due
+	keyAsked   time.Time // when the relay last asked the upstream for one
 	lagTicks   float64
 	hasLag     bool
 	lagForward time.Time
@@ -364,7 +366,7 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 				s.push(m, b, catDisplay)
 			case m.mode != wire.ModeDisplay && m.mode != wire.ModeDual:
 			case v.Key:
-				m.hasKey = true
+				m.hasKey, m.needKey = true, false
 				s.push(m, b, catDisplay)
 			case m.hasKey:
 				s.push(m, b, catDisplay)
@@ -545,6 +547,13 @@ func (s *session) push(m *member, b []byte, c cat) {
 	if n <= limit {
 		return
 	}
+	// Over: the clock for closing it starts now and stops only when its
+	// writer brings the queue back under the bound, not when we shed.
+	m.d.mu.Lock()
+	if m.d.fullSince.IsZero() {
+		m.d.fullSince = time.Now()
+	}
+	m.d.mu.Unlock()
 	if m.relay {
 		s.h.m.dropped.Add(1)
 		s.log.Warn().Str("peer", m.d.ws.Remote()).Int("queued", n).Msg("child relay too slow: closing it")
@@ -557,23 +566,40 @@ func (s *session) push(m *member, b []byte, c cat) {
 		s.h.m.forced.Add(1)
 		s.log.Info().Uint32("client", m.id).Int("queued", n).Msg("client too slow for the log: forcing it to display")
 		s.setMode(m, wire.ModeDisplay)
-		m.hasKey = false
+		m.hasKey, m.needKey, m.keyAsked = false, true, time.Now()
 		m.d.drop(catDisplay)
 		s.pushMsg(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason}, catControl)
+		// The server learns the mode and sends a key frame.
 		s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason})
 	case m.hasKey:
 		// A display client behind on deltas: drop them and start again
 		// from a fresh key frame.
-		m.hasKey = false
+		m.hasKey, m.needKey = false, true
 		m.d.drop(catDisplay)
-		s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
+		s.askKey(m)
 	}
-	if m.d.queued() > limit {
-		m.d.mu.Lock()
-		if m.d.fullSince.IsZero() {
-			m.d.fullSince = time.Now()
+}
+
+// askKey asks the upstream for a key frame for m, at most once a second
+// and only once its queue has drained to half its bound: a client that
+// reads nothing must not make the server encode key frames in a loop.
+// The watchdog retries.
+func (s *session) askKey(m *member) {
+	if !m.needKey || m.mode == wire.ModeReplay || time.Since(m.keyAsked) < time.Second || m.d.queued() > s.h.opts.QueueBytes/2 {
+		return
+	}
+	m.keyAsked = time.Now()
+	s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
+}
+
+// retryKeys asks again for the key frames still due.
+func (s *session) retryKeys() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.members {
+		if m.needKey {
+			s.askKey(m)
 		}
-		m.d.mu.Unlock()
 	}
 }
 
@@ -639,7 +665,7 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 		return
 	case *wire.DisplayFrame:
 		if x.Key {
-			m.hasKey = true
+			m.hasKey, m.needKey = true, false
 		}
 	case *wire.ModeSwitch:
 		s.push(m, inner, catControl)
