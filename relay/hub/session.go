@@ -32,9 +32,9 @@ type member struct {
 	welcomed   bool
 	role       wire.Role
 	mode       wire.Mode
-	hasKey     bool // it got a key frame since it last lost display frames
-	logging    bool // it receives the log
-	waitSnap   bool // dual, waiting for the next SnapshotAnnounce
+	hasKey     bool      // it got a key frame since it last lost display frames
+	logging    bool      // it receives the log
+	waitSnap   bool      // dual, waiting for the next SnapshotAnnounce
 	needKey    bool      // its display frames were dropped: a key frame is due
 	keyAsked   time.Time // when the relay last asked the upstream for one
 	lagTicks   float64
