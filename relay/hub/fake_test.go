@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -57,6 +58,12 @@ func newFakeUp(t testing.TB) *fakeUp {
 		w.Header().Set("ETag", `"`+r.PathValue("hash")+`"`)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		fmt.Fprintf(w, "page %s", r.PathValue("hash"))
+	})
+	mux.HandleFunc("POST /pages/batch", func(w http.ResponseWriter, r *http.Request) {
+		f.pageHit.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		fmt.Fprintf(w, "batch of %s", b)
 	})
 	mux.HandleFunc("GET /sessions/{id}/snapshots", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)

@@ -518,12 +518,26 @@ func TestPageCache(t *testing.T) {
 	if h, m := reg.Counter("replaydesk_relay_cache_hits_total", "").Get(), reg.Counter("replaydesk_relay_cache_misses_total", "").Get(); h != 1 || m != 5 {
 		t.Fatalf("hits %g misses %g", h, m)
 	}
+	for range 2 {
+		resp, err := http.Post(srv.URL+"/pages/batch", "application/octet-stream", strings.NewReader("abc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "batch of abc" {
+			t.Fatalf("batch: %d %q", resp.StatusCode, b)
+		}
+	}
+	if n := f.pageHit.Load(); n != 7 {
+		t.Fatalf("POST answers were cached: upstream hit %d times, want 7", n)
+	}
 	// A new relay on the same directory serves it from disk.
 	_, srv2 := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir})
 	if code, body, _ := get(srv2.URL, "/pages/abc"); code != 200 || body != "page abc" {
 		t.Fatalf("from disk: %d %q", code, body)
 	}
-	if n := f.pageHit.Load(); n != 5 {
+	if n := f.pageHit.Load(); n != 7 {
 		t.Fatal("the disk cache was not used")
 	}
 }
@@ -718,4 +732,21 @@ func TestStuckClientClosed(t *testing.T) {
 		}
 	}
 	_ = stuck
+}
+
+func TestOneBigBlockIsNotSlowness(t *testing.T) {
+	f := newFakeUp(t)
+	f.setState(announce(1, pos0))
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 64 << 10})
+	c, _ := join(t, srv, "tok")
+	up := f.conn(t)
+	c.dual(t)
+	expectLog(t, c, announce(1, pos0))
+	big := block(0, pos0.Offset, 256<<10)
+	up.send(t, big)
+	expectLog(t, c, big)
+	c.send(t, &wire.Ping{Seq: 4})
+	if p, ok := c.next(t).(*wire.Pong); !ok || p.Seq != 4 {
+		t.Fatalf("got %+v, want the Pong (no forced switch)", p)
+	}
 }

@@ -544,8 +544,8 @@ func (s *session) push(m *member, b []byte, c cat) {
 	if m.relay {
 		limit *= 16
 	}
-	if n <= limit {
-		return
+	if n <= limit || n == len(b) {
+		return // under the bound, or one big message alone (a block may exceed it)
 	}
 	// Over: the clock for closing it starts now and stops only when its
 	// writer brings the queue back under the bound, not when we shed.
