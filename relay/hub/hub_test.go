@@ -750,3 +750,28 @@ func TestOneBigBlockIsNotSlowness(t *testing.T) {
 		t.Fatalf("got %+v, want the Pong (no forced switch)", p)
 	}
 }
+
+func TestWebMounted(t *testing.T) {
+	f := newFakeUp(t)
+	web := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web "+r.URL.Path) })
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Web: web})
+	for _, p := range []string{"/s/s1", "/web/app.js"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "web "+p {
+			t.Fatalf("%s: %q", p, b)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/other: %d", resp.StatusCode)
+	}
+}
