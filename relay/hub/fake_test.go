@@ -85,6 +85,10 @@ func (f *fakeUp) setState(msgs ...wire.Message) {
 }
 
 func (f *fakeUp) serveUpstream(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("session") == "nosuch" {
+		http.Error(w, "no such session", http.StatusNotFound)
+		return
+	}
 	if f.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return

@@ -775,3 +775,13 @@ func TestWebMounted(t *testing.T) {
 		t.Fatalf("/other: %d", resp.StatusCode)
 	}
 }
+
+func TestUnknownSessionUpstream(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	c := dial(t, srv, "nosuch")
+	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "tok"})
+	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeNoSession {
+		t.Fatalf("got %+v", e)
+	}
+}

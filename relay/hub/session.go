@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,6 +228,11 @@ func (s *session) serveUpstream() (established bool, err error) {
 	ws, err := wsconn.Dial(dctx, u.String())
 	cancel()
 	if err != nil {
+		// The upstream answers an unknown session with a plain 404 before
+		// any WebSocket: waiting clients hear it instead of timing out.
+		if strings.Contains(err.Error(), "HTTP 404") {
+			return false, &wire.Error{Code: wire.CodeNoSession, Text: fmt.Sprintf("no session %q upstream", s.id)}
+		}
 		return false, err
 	}
 	ctx, stop := context.WithCancel(s.ctx)
