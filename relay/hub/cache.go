@@ -34,6 +34,7 @@ type pageCache struct {
 	proxy *httputil.ReverseProxy
 
 	mu       sync.Mutex
+	inflight map[string]chan struct{} // misses being fetched: others wait for them
 	mem      map[string]*list.Element // of *entry
 	lru      *list.List               // front: most recent
 	memBytes int64
@@ -53,7 +54,7 @@ var kept = []string{"Content-Type", "Content-Encoding", "ETag", "Cache-Control",
 type captureKey struct{}
 
 func newPageCache(h *Hub, up *url.URL) (*pageCache, error) {
-	c := &pageCache{h: h, mem: map[string]*list.Element{}, lru: list.New(), dir: h.opts.CacheDir}
+	c := &pageCache{h: h, inflight: map[string]chan struct{}{}, mem: map[string]*list.Element{}, lru: list.New(), dir: h.opts.CacheDir}
 	c.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(up)
@@ -90,26 +91,58 @@ func (c *pageCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.URL.Path + "?" + r.URL.RawQuery
-	if e := c.get(key); e != nil {
-		c.h.m.hits.Add(1)
-		h := w.Header()
-		for k, v := range e.Header {
-			h[k] = v
+	e := c.get(key)
+	if e == nil {
+		// Many clients switching to dual at once want the same manifest and
+		// pages: one fetch upstream, the others wait for its result.
+		c.mu.Lock()
+		ch, busy := c.inflight[key]
+		if !busy {
+			ch = make(chan struct{})
+			c.inflight[key] = ch
 		}
-		if et := e.Header.Get("ETag"); et != "" && r.Header.Get("If-None-Match") == et {
-			w.WriteHeader(http.StatusNotModified)
+		c.mu.Unlock()
+		if !busy {
+			defer func() {
+				c.mu.Lock()
+				delete(c.inflight, key)
+				c.mu.Unlock()
+				close(ch)
+			}()
+			c.h.m.misses.Add(1)
+			c.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), captureKey{}, key)))
 			return
 		}
-		h.Set("Content-Length", strconv.Itoa(len(e.body)))
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			n, _ := w.Write(e.body)
-			c.h.m.sentPages.Add(float64(n))
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return
 		}
+		if e = c.get(key); e == nil {
+			c.proxy.ServeHTTP(w, r) // not cacheable after all
+			return
+		}
+	}
+	c.h.m.hits.Add(1)
+	c.serve(w, r, e)
+}
+
+// serve answers from the cache.
+func (c *pageCache) serve(w http.ResponseWriter, r *http.Request, e *entry) {
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	if et := e.Header.Get("ETag"); et != "" && r.Header.Get("If-None-Match") == et {
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	c.h.m.misses.Add(1)
-	c.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), captureKey{}, key)))
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		n, _ := w.Write(e.body)
+		c.h.m.sentPages.Add(float64(n))
+	}
 }
 
 // modify wraps a cacheable answer's body so that, once read to its end, it

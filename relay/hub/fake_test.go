@@ -31,6 +31,7 @@ type fakeUp struct {
 	down    atomic.Bool  // refuse upstream connections (503)
 	pageHit atomic.Int64 // page-service requests served
 	role    wire.Role    // role in Welcomes (default viewer)
+	gate    chan struct{} // /pages/slow answers once this is closed
 	// state sent right after the relay's Welcome
 	mu    sync.Mutex
 	state [][]byte
@@ -44,11 +45,14 @@ type upConn struct {
 }
 
 func newFakeUp(t testing.TB) *fakeUp {
-	f := &fakeUp{t: t, conns: make(chan *upConn, 16), role: wire.RoleViewer}
+	f := &fakeUp{t: t, conns: make(chan *upConn, 16), role: wire.RoleViewer, gate: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", f.serveUpstream)
 	mux.HandleFunc("GET /pages/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)
+		if r.PathValue("hash") == "slow" {
+			<-f.gate
+		}
 		if r.PathValue("hash") == "missing" {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "no such page", http.StatusNotFound)

@@ -785,3 +785,36 @@ func TestUnknownSessionUpstream(t *testing.T) {
 		t.Fatalf("got %+v", e)
 	}
 }
+
+func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	const n = 20
+	bodies := make(chan string, n)
+	for range n {
+		go func() {
+			resp, err := http.Get(srv.URL + "/pages/slow")
+			if err != nil {
+				bodies <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies <- string(b)
+		}()
+	}
+	// Let the first reach the upstream; the others queue behind it.
+	for f.pageHit.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(f.gate)
+	for range n {
+		if b := <-bodies; b != "page slow" {
+			t.Fatalf("got %q", b)
+		}
+	}
+	if h := f.pageHit.Load(); h != 1 {
+		t.Fatalf("%d concurrent misses made %d upstream fetches", n, h)
+	}
+}
