@@ -28,9 +28,9 @@ type fakeUp struct {
 	t       testing.TB
 	srv     *httptest.Server
 	conns   chan *upConn
-	down    atomic.Bool  // refuse upstream connections (503)
-	pageHit atomic.Int64 // page-service requests served
-	role    wire.Role    // role in Welcomes (default viewer)
+	down    atomic.Bool   // refuse upstream connections (503)
+	pageHit atomic.Int64  // page-service requests served
+	role    wire.Role     // role in Welcomes (default viewer)
 	gate    chan struct{} // /pages/slow answers once this is closed
 	// state sent right after the relay's Welcome
 	mu    sync.Mutex
