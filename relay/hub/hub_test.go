@@ -818,3 +818,14 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 		t.Fatalf("%d concurrent misses made %d upstream fetches", n, h)
 	}
 }
+
+func TestUpstreamErrorReachesClients(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	c, _ := join(t, srv, "tok")
+	up := f.conn(t)
+	up.send(t, &wire.Error{Code: wire.CodeShutdown, Text: "session ended"})
+	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeShutdown || e.Text != "session ended" {
+		t.Fatalf("got %+v", e)
+	}
+}

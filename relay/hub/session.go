@@ -273,7 +273,7 @@ func (s *session) serveUpstream() (established bool, err error) {
 		}
 		s.h.m.upIn.Add(float64(len(b)))
 		if e, ok := msg.(*wire.Error); ok {
-			return true, fmt.Errorf("upstream gave up: %s", e.Text)
+			return true, e // the upstream gave up (e.g. the session ended): clients hear why
 		}
 		if p, ok := msg.(*wire.Ping); ok {
 			if pb, err := wire.Encode(&wire.Pong{Seq: p.Seq, Echo: p.Sent, Sent: uint64(time.Now().UnixNano())}); err == nil {
