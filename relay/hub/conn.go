@@ -39,8 +39,8 @@ type down struct {
 	fullSince time.Time // when the queue last went over its bound; zero if under
 	closing   bool      // a final Error is queued (or the conn is dead): no more items
 	wake      chan struct{}
-	done      chan struct{} // closed when the writer has stopped
-	ctx       context.Context
+	done      chan struct{}   // closed when the writer has stopped
+	ctx       context.Context // ends the writer when it is idle
 	cancel    context.CancelFunc
 }
 
@@ -148,6 +148,9 @@ func (d *down) fail(code wire.ErrorCode, text string) {
 	d.mu.Unlock()
 	d.cancel()
 	go d.ws.Fail(code, text)
+	// A writer stuck on a peer that reads nothing holds the connection's
+	// write lock, and the Error cannot go out: drop it a little later.
+	time.AfterFunc(2*time.Second, d.ws.CloseNow)
 }
 
 // kill drops the connection now.
@@ -177,7 +180,10 @@ func (d *down) writer() {
 		d.q = d.q[1:]
 		d.qbytes -= len(it.b)
 		d.mu.Unlock()
-		if err := d.ws.SendBytes(d.ctx, it.b); err != nil {
+		// Not d.ctx: the library closes the connection when a write's
+		// context ends, even just after the bytes went out. A stuck write
+		// is ended by closing the connection (fail, kill).
+		if err := d.ws.SendBytes(context.Background(), it.b); err != nil {
 			d.kill()
 			return
 		}
