@@ -829,3 +829,39 @@ func TestUpstreamErrorReachesClients(t *testing.T) {
 		t.Fatalf("got %+v", e)
 	}
 }
+
+func TestChainWithKey(t *testing.T) {
+	f := newFakeUp(t)
+	key := token.NewKey()
+	_, a := newRelay(t, Options{Upstream: f.srv.URL, Key: key})
+	_, b := newRelay(t, Options{Upstream: a.URL, Key: key})
+	good := token.Sign(key, token.Claims{Session: "s1", Role: token.RoleViewer, Expiry: time.Now().Add(time.Hour)})
+	c, w := join(t, b, good)
+	if w.User == 0 {
+		t.Fatal("no user")
+	}
+	up := f.conn(t)
+	if cl, err := token.Verify(key, up.hello.Token, time.Now()); err != nil || cl.Role != token.RoleRelay {
+		t.Fatalf("A's upstream token: %v", err)
+	}
+	// A relay token does not admit a person; a person's token does not open a relay link.
+	relayTok := token.Sign(key, token.Claims{Session: "s1", Role: token.RoleRelay, Expiry: time.Now().Add(time.Hour)})
+	x := dial(t, b, "s1")
+	x.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: relayTok})
+	if e, ok := x.next(t).(*wire.Error); !ok || e.Code != wire.CodeForbidden {
+		t.Fatalf("relay token on /ws: %+v", e)
+	}
+	ws, err := wsconn.Dial(context.Background(), a.URL+"/upstream/s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.Send(context.Background(), &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapRelay, Token: good})
+	if m, _, err := ws.Recv(context.Background()); err != nil || m.(*wire.Error).Code != wire.CodeForbidden {
+		t.Fatalf("person's token on /upstream: %+v %v", m, err)
+	}
+	c.send(t, &wire.Ping{Seq: 1})
+	if _, ok := c.next(t).(*wire.Pong); !ok {
+		t.Fatal("the good client lost its connection")
+	}
+}
