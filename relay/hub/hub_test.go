@@ -865,3 +865,23 @@ func TestChainWithKey(t *testing.T) {
 		t.Fatal("the good client lost its connection")
 	}
 }
+
+func TestBroadcastsReachEveryone(t *testing.T) {
+	f := newFakeUp(t)
+	_, a := newRelay(t, Options{Upstream: f.srv.URL})
+	_, b := newRelay(t, Options{Upstream: a.URL})
+	c1, _ := join(t, a, "tok")
+	c2, _ := join(t, b, "tok")
+	up := f.conn(t)
+	msgs := []wire.Message{
+		&wire.ControlGrant{By: 0, To: 1, Epoch: 2},
+		&wire.ControlRevoke{By: 1, From: 2, Epoch: 3},
+		&wire.ControlRelease{User: 1, Epoch: 4},
+	}
+	for _, m := range msgs {
+		up.send(t, m)
+	}
+	for _, c := range []*cl{c1, c2} {
+		expectLog(t, c, msgs...)
+	}
+}

@@ -378,11 +378,13 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 				s.push(m, b, catDisplay)
 			}
 		}
-	case *wire.Presence, *wire.Estimates:
-		if e, ok := v.(*wire.Estimates); ok {
-			s.tick = max(s.tick, e.Tick)
+	case *wire.Presence, *wire.Estimates, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
+		// Session state for everyone; control changes are broadcast too.
+		switch x := v.(type) {
+		case *wire.Estimates:
+			s.tick = max(s.tick, x.Tick)
 			s.estimates = b
-		} else {
+		case *wire.Presence:
 			s.presence = b
 		}
 		for _, m := range s.members {
