@@ -4,6 +4,9 @@
 //
 // It is deliberately tiny — named atomic values and a writer — and must not
 // know what the numbers mean: the packages that own them update them.
+//
+// A name may carry a label set, `relay_clients{mode="display"}`: values of
+// one family (the name before `{`) are written under one HELP and TYPE line.
 package metrics
 
 import (
@@ -12,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -64,7 +68,24 @@ func (r *Registry) Counter(name, help string) *Value { return r.get(name, help, 
 // Gauge returns the gauge called name, creating it.
 func (r *Registry) Gauge(name, help string) *Value { return r.get(name, help, "gauge") }
 
-// Write writes every metric in the text format, sorted by name.
+// Remove forgets the metric called name (a per-connection series whose
+// connection is gone).
+func (r *Registry) Remove(name string) {
+	r.mu.Lock()
+	delete(r.values, name)
+	r.mu.Unlock()
+}
+
+// family is a name without its label set.
+func family(name string) string {
+	if i := strings.IndexByte(name, '{'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// Write writes every metric in the text format, sorted by name; a family's
+// HELP and TYPE come once, before its first value.
 func (r *Registry) Write(w io.Writer) error {
 	r.mu.Lock()
 	vs := make([]*Value, 0, len(r.values))
@@ -72,9 +93,22 @@ func (r *Registry) Write(w io.Writer) error {
 		vs = append(vs, v)
 	}
 	r.mu.Unlock()
-	sort.Slice(vs, func(i, j int) bool { return vs[i].name < vs[j].name })
+	sort.Slice(vs, func(i, j int) bool {
+		fi, fj := family(vs[i].name), family(vs[j].name)
+		if fi != fj {
+			return fi < fj
+		}
+		return vs[i].name < vs[j].name
+	})
+	last := ""
 	for _, v := range vs {
-		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", v.name, v.help, v.name, v.kind, v.name, v.Get()); err != nil {
+		if f := family(v.name); f != last {
+			last = f
+			if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", f, v.help, f, v.kind); err != nil {
+				return err
+			}
+		}
+		if _, err := fmt.Fprintf(w, "%s %g\n", v.name, v.Get()); err != nil {
 			return err
 		}
 	}

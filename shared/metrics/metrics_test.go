@@ -37,3 +37,22 @@ func TestTextFormat(t *testing.T) {
 		t.Fatal(rec.Header())
 	}
 }
+
+func TestLabels(t *testing.T) {
+	r := NewRegistry()
+	r.Gauge(`relay_clients{mode="replay"}`, "Clients by mode.").Set(2)
+	r.Gauge(`relay_clients{mode="display"}`, "Clients by mode.").Set(5)
+	r.Counter("relay_a_total", "A.").Add(1)
+	r.Gauge(`relay_lag{client="7"}`, "Lag.").Set(3)
+	r.Remove(`relay_lag{client="7"}`)
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "# HELP relay_a_total A.\n# TYPE relay_a_total counter\nrelay_a_total 1\n" +
+		"# HELP relay_clients Clients by mode.\n# TYPE relay_clients gauge\n" +
+		"relay_clients{mode=\"display\"} 5\nrelay_clients{mode=\"replay\"} 2\n"
+	if got := b.String(); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
