@@ -26,8 +26,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"replaydesk/relay/hub"
 	"replaydesk/server/images"
-	"replaydesk/server/internal/liveview"
 	"replaydesk/server/internal/recorder"
 	"replaydesk/server/internal/session"
 	"replaydesk/server/internal/sessionhttp"
@@ -38,6 +38,7 @@ import (
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/pagestore"
 	"replaydesk/shared/token"
+	"replaydesk/web"
 )
 
 func main() {
@@ -166,13 +167,10 @@ func serveCmd(ctx context.Context, args []string) {
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
-	input := make(chan abi.Event, 4096)
-	view := liveview.New(input, log)
 	reg := metrics.NewRegistry()
 	sess, err := session.Open(ctx, session.Options{
 		Image: img, Dir: dir, Key: key, Store: store, Lossless: *displayMode == "lossless",
-		Metrics: reg, Log: log, Input: input,
-		OnFrame: func(f machine.Frame, px []byte) { view.Frame(int(f.Width), int(f.Height), int(f.Stride), px) },
+		Metrics: reg, Log: log,
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
@@ -192,10 +190,12 @@ func serveCmd(ctx context.Context, args []string) {
 	upstream := "http://" + iln.Addr().String()
 	log.Info().Str("upstream", upstream).Str("session", sess.ID()).Msg("session endpoint")
 
-	stopRelay := startEmbeddedRelay(ln, upstream, key, view, reg, log)
+	stopRelay, err := startEmbeddedRelay(ln, upstream, key, reg, log)
+	if err != nil {
+		cli.Fail(log, cli.ExitError, err)
+	}
 	defer stopRelay()
 
-	url := "http://" + ln.Addr().String() + "/"
 	running := sess.Ready().Dir.Meta.Image // a continued session runs its own image
 	fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), running)
 	exp := time.Now().Add(7 * 24 * time.Hour)
@@ -203,8 +203,8 @@ func serveCmd(ctx context.Context, args []string) {
 		t := token.Sign(key, token.Claims{Session: sess.ID(), Role: role, Expiry: exp})
 		fmt.Printf("%s: http://%s/s/%s?t=%s\n", role, ln.Addr(), sess.ID(), t)
 	}
-	fmt.Printf("open %s\n", url)
-	log.Info().Str("url", url).Str("image", running).Str("recording", dir).Msg("serving")
+	fmt.Printf("upstream: %s (for `go run ./relay --upstream`; loopback only)\n", upstream)
+	log.Info().Str("listen", ln.Addr().String()).Str("image", running).Str("recording", dir).Msg("serving")
 	select {
 	case <-ctx.Done():
 	case <-sess.Done():
@@ -217,29 +217,25 @@ func serveCmd(ctx context.Context, args []string) {
 		Int64("log_bytes", res.LogBytes).Msg("session stopped; continue it with --data " + dir)
 }
 
-// startEmbeddedRelay serves people on ln.
-//
-// TODO(lead): wire the embedded relay here — replaydesk/relay/hub,
-// hub.New(hub.Options{Upstream: upstream, Key: key, Log: log, Metrics: reg}).Handler()
-// on ln — once it lands. Until then ln serves the PNG live view (at / and
-// at the role links' /s/{session}) and the metrics.
-func startEmbeddedRelay(ln net.Listener, upstream string, key []byte, view *liveview.View, reg *metrics.Registry, log zerolog.Logger) (stop func()) {
-	_, _ = upstream, key
+// startEmbeddedRelay serves people on ln: a relay (relay/hub) whose
+// upstream is this process's session endpoint, with the web app for
+// browsers and the metrics of both.
+func startEmbeddedRelay(ln net.Listener, upstream string, key []byte, reg *metrics.Registry, log zerolog.Logger) (stop func(), err error) {
+	h, err := hub.New(hub.Options{Upstream: upstream, Key: key, Web: web.Handler(), Metrics: reg,
+		Log: log.With().Str("part", "relay").Logger()})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", reg.Handler())
-	page := view.Handler()
-	mux.HandleFunc("GET /s/{session}", func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Path = "/"
-		page.ServeHTTP(w, r)
-	})
-	mux.Handle("/", page)
+	mux.Handle("/", h.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 			log.Error().Err(err).Msg("serving")
 		}
 	}()
-	return func() { srv.Close() }
+	return func() { h.Close(); srv.Close() }, nil
 }
 
 // loadKey reads the token key from path, creating it there if missing; an
