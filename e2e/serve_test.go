@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"image"
-	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -12,124 +9,70 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // The README's first command: `server` with no arguments serves the default
-// session live, takes keyboard input from a browser, records everything,
-// and what it recorded replays bit-identically.
+// session live through its embedded relay, prints a link per role, serves
+// the web app, takes a controller's input, records everything, and what it
+// recorded replays bit-identically.
 func TestServeLiveSessionAndReplayIt(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "live")
-	cmd := exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data", data)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	url := ""
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "open "); ok {
-			url = u
-			break
-		}
-	}
-	if url == "" {
-		t.Fatalf("server printed no link; stderr:\n%s", stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
-	client := &http.Client{Timeout: 30 * time.Second}
+	srv := startLiveServer(t, "--data", data)
+	hc := &http.Client{Timeout: 30 * time.Second}
 
-	page, err := client.Get(url)
+	page, err := hc.Get(srv.links["display"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(page.Body)
 	page.Body.Close()
 	if page.StatusCode != 200 || !bytes.Contains(body, []byte("<canvas")) {
-		t.Fatalf("GET /: %d %.80q", page.StatusCode, body)
+		t.Fatalf("GET the display link: %d %.80q", page.StatusCode, body)
 	}
 
-	frame := func(after string) (image.Image, string) {
-		t.Helper()
-		r, err := client.Get(url + "frame?after=" + after)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		if r.StatusCode != 200 {
-			t.Fatalf("GET /frame: %d", r.StatusCode)
-		}
-		img, err := png.Decode(r.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img, r.Header.Get("X-Frame-Seq")
-	}
-	first, seq := frame("0")
-	if b := first.Bounds(); b.Dx() != 1280 || b.Dy() != 720 { // the desk
-		t.Fatalf("frame %v", first.Bounds())
-	}
+	script := filepath.Join(t.TempDir(), "in.jsonl")
+	os.WriteFile(script, []byte(`{"t":0.5,"type":"key","code":"KeyH","down":true}
+{"t":0.5,"type":"text","text":"hi from the test"}
+{"t":0.6,"type":"key","code":"KeyH","down":false}
+{"t":0.7,"type":"move","x":320,"y":200}
+`), 0o644)
+	c := startLiveClient(t, srv.links["controller"], "--mode", "display", "--input", script)
+	waitFor(t, 60*time.Second, "display frames and the script played", func() bool {
+		return c.last(t).Bytes.Display > 0 && strings.Contains(c.stderr.String(), "input script played")
+	})
 
-	input := `{"t":0,"user":"tester","type":"key","code":"KeyH","down":true}
-{"t":0,"user":"tester","type":"text","text":"hi from the test"}
-{"t":0,"user":"tester","type":"key","code":"KeyH","down":false}
-{"t":0,"user":"tester","type":"move","x":320,"y":200}`
-	r, err := client.Post(url+"input", "application/x-ndjson", strings.NewReader(input))
-	if err != nil || r.StatusCode != http.StatusNoContent {
-		t.Fatalf("POST /input: %v %v", r.StatusCode, err)
-	}
-	r.Body.Close()
-	bad, _ := client.Post(url+"input", "application/x-ndjson", strings.NewReader(`{"t":0,"type":"key","code":"KeyZZ","down":true}`))
-	if bad.StatusCode != http.StatusBadRequest {
-		t.Fatalf("malformed input: %d", bad.StatusCode)
-	}
-	bad.Body.Close()
-
-	// Frames keep coming (the clock moves), each newer than the last.
-	for i := 0; i < 3; i++ {
-		_, next := frame(seq)
-		a, _ := strconv.Atoi(seq)
-		b, _ := strconv.Atoi(next)
-		if b <= a {
-			t.Fatalf("frame %s after %s", next, seq)
-		}
-		seq = next
-	}
-
-	// A scraper sees the session's counters.
-	mr, err := client.Get(url + "metrics")
+	// A scraper sees the session's and the relay's counters.
+	mr, err := hc.Get(srv.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mb, _ := io.ReadAll(mr.Body)
 	mr.Body.Close()
-	for _, want := range []string{"# TYPE replaydesk_steps_total counter", "replaydesk_input_events_total 5", "replaydesk_log_bytes_total "} {
+	for _, want := range []string{"# TYPE replaydesk_steps_total counter", "replaydesk_log_bytes_total "} {
 		if !strings.Contains(string(mb), want) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, mb)
 		}
 	}
-
-	// Stop it as a user would.
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
+	waitFor(t, 10*time.Second, "the four events recorded", func() bool {
+		r, err := hc.Get(srv.base + "/metrics")
 		if err != nil {
-			t.Fatalf("server exit: %v\n%s", err, stderr.String())
+			return false
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not stop on SIGINT")
-	}
-	// The four posted events and the user's arrival were recorded.
-	if !strings.Contains(stderr.String(), `"input_events":5`) {
-		t.Fatalf("the server did not record the posted input:\n%s", stderr.String())
-	}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "replaydesk_input_events_total "); ok {
+				n, _ := strconv.Atoi(v)
+				return n >= 4
+			}
+		}
+		return false
+	})
+	c.stop(t)
+	srv.stop(t)
+
 	// A stopped live session stays open to be continued; `server end`
 	// seals it into a finished recording.
 	if out, err := exec.Command(serverBin, "end", data).CombinedOutput(); err != nil {

@@ -129,12 +129,16 @@ func serveCmd(ctx context.Context, args []string) {
 	image := fs.String("image", "desk", "guest image to run: "+strings.Join(images.Names(), ", "))
 	data := fs.String("data", "", "session directory: recorded into, or continued if it already holds a session (default: a new one under the user cache directory)")
 	displayMode := fs.String("display", "lossy", "display mode tiles: lossy (JPEG q79 4:4:4) or lossless")
+	controlMode := fs.String("control", "shared", "control mode: shared (owners and controllers type at once) or exclusive (one holder; request, grant, revoke)")
 	keyFile := fs.String("key-file", "", "token signing key (created if missing); default: a new key each run, so old links stop working")
 	level := fs.String("log-level", "info", "log level")
 	fs.Parse(args)
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record, serve, end; no command runs the server)", fs.Arg(0)))
+	}
+	if *controlMode != "shared" && *controlMode != "exclusive" {
+		cli.Fail(log, cli.ExitError, fmt.Errorf("--control %q: want shared or exclusive", *controlMode))
 	}
 	if *displayMode != "lossy" && *displayMode != "lossless" {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("--display %q: want lossy or lossless", *displayMode))
@@ -170,7 +174,7 @@ func serveCmd(ctx context.Context, args []string) {
 	reg := metrics.NewRegistry()
 	sess, err := session.Open(ctx, session.Options{
 		Image: img, Dir: dir, Key: key, Store: store, Lossless: *displayMode == "lossless",
-		Metrics: reg, Log: log,
+		Exclusive: *controlMode == "exclusive", Metrics: reg, Log: log,
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)

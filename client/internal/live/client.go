@@ -111,6 +111,7 @@ type Client struct {
 	version    atomic.Uint64 // bumped when the screen changes
 	wake       chan struct{} // closed and replaced when the screen changes
 	subs       map[int]chan wire.Message
+	presence   *wire.Presence // the newest, for late subscribers
 	nextSub    int
 	bytesLog   atomic.Uint64
 	bytesDisp  atomic.Uint64
@@ -383,7 +384,11 @@ func (c *Client) handle(ctx context.Context, conn *wsconn.Conn, m wire.Message, 
 	case *wire.Error:
 		c.bytesOther.Add(uint64(n))
 		return refusal(m)
-	case *wire.Presence, *wire.InputRefused, *wire.ControlRequest, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
+	case *wire.InputRefused:
+		c.bytesOther.Add(uint64(n))
+		c.log.Info().Uint64("seq", m.Seq).Str("reason", m.Text).Msg("input refused")
+		c.publish(m)
+	case *wire.Presence, *wire.ControlRequest, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
 		c.bytesOther.Add(uint64(n))
 		c.publish(m)
 	default:

@@ -73,11 +73,16 @@ func (c *Client) Welcome() (wire.Welcome, bool) {
 
 // Subscribe returns the presence and control messages the session sends
 // this client (Presence, Control*, InputRefused), for the local view to
-// pass on. A slow reader misses messages rather than holding the client
-// back. cancel ends the subscription.
+// pass on. The newest Presence heard so far comes first, so a late
+// subscriber knows who is there and the control epoch at once. A slow reader
+// misses messages rather than holding the client back. cancel ends the
+// subscription.
 func (c *Client) Subscribe() (<-chan wire.Message, func()) {
 	ch := make(chan wire.Message, 64)
 	c.mu.Lock()
+	if c.presence != nil {
+		ch <- c.presence
+	}
 	id := c.nextSub
 	c.nextSub++
 	c.subs[id] = ch
@@ -92,6 +97,9 @@ func (c *Client) Subscribe() (<-chan wire.Message, func()) {
 func (c *Client) publish(m wire.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if p, ok := m.(*wire.Presence); ok {
+		c.presence = p
+	}
 	for _, ch := range c.subs {
 		select {
 		case ch <- m:

@@ -86,6 +86,10 @@ type Options struct {
 	Store *pagestore.DirStore
 	// Lossless display mode (zlib/palette tiles) instead of JPEG q79 4:4:4.
 	Lossless bool
+	// Exclusive starts the session in exclusive control (one holder at a
+	// time, request and grant); default shared: every owner and controller
+	// types at once, as pair-working wants.
+	Exclusive bool
 	// SnapshotEvery takes a snapshot each period (default 60 s; <0 none).
 	SnapshotEvery time.Duration
 	Metrics       *metrics.Registry
@@ -173,7 +177,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		relays:  map[*relay]struct{}{},
 		clients: map[target]*client{},
 		waiters: map[target]bool{},
-		arb:     control.New(control.Options{}),
+		arb:     control.New(control.Options{Mode: controlMode(o.Exclusive)}),
 	}
 	s.cast = displaycast.New(displaycast.Options[target]{
 		Display: display.Options{Lossless: o.Lossless},
@@ -597,4 +601,11 @@ func (s *Session) saveUsersLocked() {
 	if err != nil {
 		s.log.Warn().Err(err).Msg("saving live.json")
 	}
+}
+
+func controlMode(exclusive bool) control.Mode {
+	if exclusive {
+		return control.Exclusive
+	}
+	return control.Shared
 }

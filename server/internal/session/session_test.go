@@ -60,8 +60,10 @@ func start(t testing.TB, dir string, snapEvery time.Duration) *harness {
 	reg := metrics.NewRegistry()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Exclusive control: these tests exercise request, grant and revoke
+	// (shared control is the e2e convergence test's).
 	s, err := Open(ctx, Options{Image: img, Dir: dir, Key: testKey, Store: store, SnapshotEvery: snapEvery,
-		Metrics: reg, Log: zerolog.New(zerolog.NewTestWriter(t.(zerolog.TestingLog))).Level(zerolog.WarnLevel)})
+		Exclusive: true, Metrics: reg, Log: zerolog.New(zerolog.NewTestWriter(t.(zerolog.TestingLog))).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)
 	}
