@@ -350,6 +350,9 @@ func (s *Session) onBlock(pos recordlog.Pos, block []byte) {
 	if s.ticking.Load() { // not the blocks a continued session replays
 		s.est.LogBytes(len(block))
 	}
+	// At debug level, when each block left the recorder (Unix ns): the
+	// fan-out benchmark measures delivery lag from it (e2e/fanout_bench_test.go).
+	s.log.Debug().Uint32("seg", pos.Segment).Int64("off", pos.Offset).Uint64("tick", pos.Tick).Int64("wall_ns", time.Now().UnixNano()).Msg("block written")
 	s.mu.Lock()
 	s.backlog = append(s.backlog, logEntry{pos, b})
 	s.backlogB += len(b)
