@@ -29,7 +29,7 @@ import (
 // one standalone `relay` process, and N downstream replay clients on this
 // machine; delivery lag per LogBlock, p50 and p99.
 //
-//	go test ./e2e -run '^$' -bench Fanout -benchtime 1x \
+//	go test ./e2e -run '^$' -bench Fanout -benchtime 1x -timeout 30m \
 //	    [-fanout.n 10,100,300,1000] [-fanout.real 1,2,4] [-fanout.dur 20s]
 //
 // Two tiers, because 1,000 real replays cannot run on two cores (the game
