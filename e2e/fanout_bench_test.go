@@ -385,6 +385,13 @@ func (rig *fanoutRig) receivers(b *testing.B, n int) {
 						st[r.stage.Load()]++
 						forced += r.forced.Load()
 					}
+					var snaps []string
+					for _, l := range strings.Split(rig.srv.stderr.String(), "\n") {
+						if strings.Contains(l, "snapshot") && !strings.Contains(l, `"block written"`) {
+							snaps = append(snaps, l)
+						}
+					}
+					b.Logf("server's snapshot lines (newest 10):\n%s", strings.Join(snaps[max(0, len(snaps)-10):], "\n"))
 					b.Fatalf("receivers %d..%d not all replaying after a minute: %d without Welcome, %d welcomed, %d announced, %d replaying; %d forced switches", i/20*20, i, st[0], st[1], st[2], st[3], forced)
 				}
 				time.Sleep(100 * time.Millisecond)
