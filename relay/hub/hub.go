@@ -154,7 +154,7 @@ func (h *Hub) Handler() http.Handler {
 	mux.Handle("/pages/", h.cache)
 	mux.Handle("/pages", h.cache)
 	mux.Handle("/manifests/", h.cache)
-	mux.Handle("/sessions/", h.cache)
+	mux.Handle("/sessions/", h.replayOnly(h.cache))
 	if h.opts.Web != nil {
 		mux.Handle("/s/", h.opts.Web)
 		mux.Handle("/web/", h.opts.Web)

@@ -138,6 +138,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.SetToken(o.Link.Token)
 	c := &Client{o: o, fetch: f, log: o.Log, ctl: modes.New(o.Rules), wake: make(chan struct{}),
 		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay}
 	c.lastSwitch = time.Now()
