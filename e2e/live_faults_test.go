@@ -52,6 +52,24 @@ func metric(base, name string) (float64, bool) {
 	return sum, found
 }
 
+// scrape returns base's /metrics (for failure messages).
+func scrape(base string) string {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	r, err := hc.Get(base + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 // mustMetric is metric that fails the test when the metric is missing.
 func mustMetric(t testing.TB, base, name string) float64 {
 	t.Helper()
@@ -360,18 +378,20 @@ func waitWelcome(t testing.TB, ctx context.Context, c *websocket.Conn) {
 	}
 }
 
-// A client that stops reading is forced out of replay (then dropped) by
-// the relay; another client keeps replaying with its lag low. The video
-// image: the test card's traffic would take minutes to fill a 4 MiB queue.
+// A client that stops reading is forced out of replay by the relay (its
+// queue over the 4 MiB bound), while another client keeps replaying with
+// its lag low. The game image: its scrolling screen makes ~0.7 MB/s of
+// display deltas, which fill a dual client's queue in seconds (the test
+// card's would take minutes), and it replays in real time.
 func TestLiveSlowReaderDoesNotHoldOthersBack(t *testing.T) {
-	srv := startLiveServer(t, "--image", "video")
+	srv := startLiveServer(t, "--image", "game")
 	good := startLiveClient(t, srv.links["viewer"], "--mode", "replay")
 	waitFor(t, 60*time.Second, "the good client replaying", func() bool { return good.last(t).Mode == "replay" })
 
-	// The stalled client: a tiny receive buffer so that the relay's queue,
-	// not the kernel's buffers, holds what it does not read.
+	// A tiny receive buffer: the relay's queue, not the kernel's buffers,
+	// holds what the stalled client does not read.
 	ws, tok := linkParts(t, srv.links["viewer"])
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -390,16 +410,24 @@ func TestLiveSlowReaderDoesNotHoldOthersBack(t *testing.T) {
 	// From here on it never reads.
 
 	forced0, _ := metric(srv.base, "replaydesk_relay_forced_switches_total")
-	waitFor(t, 90*time.Second, "the relay forcing the stalled client to display", func() bool {
+	forced := func() bool {
 		v, _ := metric(srv.base, "replaydesk_relay_forced_switches_total")
 		return v > forced0
+	}
+	waitFor(t, 60*time.Second, "the relay forcing the stalled client to display", forced)
+	if !forced() {
+		t.Fatalf("metrics:\n%s", scrape(srv.base))
+	}
+	// Meanwhile the good client is unaffected: it keeps replaying and
+	// verifying, caught up (on a loaded machine its own lag may spike and
+	// its mode controller fall back for a moment; it comes back).
+	tick := good.last(t).ReplayTick
+	waitFor(t, 45*time.Second, "the good client replaying on, caught up", func() bool {
+		s := good.last(t)
+		return s.Mode == "replay" && s.ReplayTick > tick+120 && s.Checkpoints > 0 && s.LagMs < 500
 	})
-	// Meanwhile the good client is unaffected.
-	n := good.last(t).Checkpoints
-	waitFor(t, 30*time.Second, "the good client verifying more checkpoints", func() bool { return good.last(t).Checkpoints > n })
-	s := good.last(t)
-	if s.Failures != 0 || s.Mode != "replay" || s.LagMs > 2000 {
-		t.Fatalf("the good client: %+v", s)
+	if s := good.last(t); s.Failures != 0 {
+		t.Fatalf("the good client: %+v\n%s", s, good.stderr.String())
 	}
 	good.stop(t)
 }
