@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -22,8 +24,14 @@ import (
 // the framebuffer an offline replay of the session directory ends on. The
 // log holds both controllers' input, each under its own user number.
 func TestLiveReplaysConverge(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "sess")
-	srv := startLiveServer(t, "--image", "testcard", "--data", data)
+	dir := t.TempDir()
+	data, keyFile := filepath.Join(dir, "sess"), filepath.Join(dir, "key")
+	srv := startLiveServer(t, "--image", "testcard", "--data", data, "--key-file", keyFile)
+	// Through a standalone relay, which outlives the server: when the
+	// session stops, it still hands its clients the session's last blocks.
+	addr := freeAddr(t)
+	startRelay(t, srv.upstream, addr, keyFile)
+	link := func(role string) string { return withHost(t, srv.links[role], addr) }
 	alice := writeScript(t, `{"t":0.5,"type":"text","text":"alice was here"}
 {"t":1.0,"type":"key","code":"KeyA","down":true}
 {"t":1.1,"type":"key","code":"KeyA","down":false}
@@ -48,17 +56,17 @@ func TestLiveReplaysConverge(t *testing.T) {
 {"t":8.5,"type":"text","text":"bob done"}
 `)
 	clients := map[string]*liveClient{
-		"alice":  startLiveClient(t, srv.links["controller"], "--mode", "replay", "--name", "alice", "--input", alice),
-		"bob":    startLiveClient(t, srv.links["controller"], "--mode", "replay", "--name", "bob", "--input", bob),
-		"viewer": startLiveClient(t, srv.links["viewer"], "--mode", "replay", "--name", "viewer"),
+		"alice":  startLiveClient(t, link("controller"), "--mode", "replay", "--name", "alice", "--input", alice),
+		"bob":    startLiveClient(t, link("controller"), "--mode", "replay", "--name", "bob", "--input", bob),
+		"viewer": startLiveClient(t, link("viewer"), "--mode", "replay", "--name", "viewer"),
 	}
-	waitFor(t, 90*time.Second, "both scripts played and every replay past 8 verified checkpoints", func() bool {
+	waitFor(t, 90*time.Second, "both scripts played and every replay in replay mode past 8 verified checkpoints", func() bool {
 		for name, c := range clients {
 			s := c.last(t)
 			if s.Failures != 0 {
 				t.Fatalf("%s's replay failed: %+v\n%s", name, s, c.stderr.String())
 			}
-			if s.Checkpoints < 8 || (name != "viewer" && !strings.Contains(c.stderr.String(), "input script played")) {
+			if s.Checkpoints < 8 || s.Mode != "replay" || (name != "viewer" && !strings.Contains(c.stderr.String(), "input script played")) {
 				return false
 			}
 		}
@@ -74,7 +82,8 @@ func TestLiveReplaysConverge(t *testing.T) {
 	// which is the log the server wrote.
 	srv.stop(t)
 	var final fbStats
-	waitFor(t, 30*time.Second, "the three replays at one tick", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		var ss []fbStats
 		for _, c := range clients {
 			ss = append(ss, lastFB(t, c))
@@ -84,8 +93,14 @@ func TestLiveReplaysConverge(t *testing.T) {
 			same = same && s.ReplayTick == ss[0].ReplayTick
 		}
 		final = ss[0]
-		return same
-	})
+		if same {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replays did not end at one tick: %+v", ss)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	for name, c := range clients {
 		s := lastFB(t, c)
 		if s.ReplayFB != final.ReplayFB || s.Failures != 0 {
@@ -103,10 +118,17 @@ func TestLiveReplaysConverge(t *testing.T) {
 	if code != 0 || res.Divergences != 0 {
 		t.Fatalf("offline replay: exit %d %+v\n%s", code, res, stderr)
 	}
-	if res.Ticks == final.ReplayTick && res.FinalFBHash != final.ReplayFB {
+	// The offline replay of the sealed log runs to its end; the live ones
+	// stop where the blocks they were handed end (the last ones of a
+	// stopped session may not reach them: see the report of this test's
+	// author). Where they end at one tick the framebuffers must agree.
+	switch {
+	case res.Ticks == final.ReplayTick && res.FinalFBHash != final.ReplayFB:
 		t.Fatalf("offline replay ends at tick %d on %s, the live replays on %s", res.Ticks, res.FinalFBHash, final.ReplayFB)
+	case res.Ticks < final.ReplayTick:
+		t.Fatalf("offline replay ends at tick %d, before the live replays (%d)", res.Ticks, final.ReplayTick)
 	}
-	t.Logf("live replays and offline replay: tick %d (offline %d), framebuffer %s (offline %s)", final.ReplayTick, res.Ticks, final.ReplayFB, res.FinalFBHash)
+	t.Logf("live replays end at tick %d on %s; offline at tick %d on %s", final.ReplayTick, final.ReplayFB, res.Ticks, res.FinalFBHash)
 
 	// Both controllers' input is in the log, stamped with their numbers.
 	users, texts := loggedInput(t, data)
@@ -167,11 +189,11 @@ func loggedInput(t testing.TB, dir string) (users map[string]uint16, texts map[s
 		if rec.Kind != recordlog.KindCall || rec.Fn != fnInputPoll {
 			continue
 		}
-		for b := rec.Data; len(b) >= 32; b = b[32:] {
-			ev, err := abi.DecodeEvent(b[:32])
-			if err != nil {
-				t.Fatalf("a logged event: %v", err)
-			}
+		evs, err := decodeLoggedEvents(rec.Data)
+		if err != nil {
+			t.Fatalf("input_poll outcome %x: %v", rec.Data, err)
+		}
+		for _, ev := range evs {
 			switch ev.Type {
 			case abi.EvUser:
 				if ev.Down {
@@ -182,4 +204,67 @@ func loggedInput(t testing.TB, dir string) (users map[string]uint16, texts map[s
 			}
 		}
 	}
+}
+
+// decodeLoggedEvents reads an input_poll outcome as the log stores it
+// (docs/log-format.md): per event type:u8 flags:u8 user:uvarint, then key
+// code or button (uvarint), text (uvarint length, bytes) or x, y (varints).
+func decodeLoggedEvents(b []byte) ([]abi.Event, error) {
+	var out []abi.Event
+	uv := func() (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, errors.New("bad uvarint")
+		}
+		b = b[n:]
+		return v, nil
+	}
+	sv := func() (int64, error) {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return 0, errors.New("bad varint")
+		}
+		b = b[n:]
+		return v, nil
+	}
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return nil, errors.New("short event")
+		}
+		e := abi.Event{Type: abi.EventType(b[0]), Down: b[1]&1 != 0, Repeat: b[1]&2 != 0}
+		b = b[2:]
+		u, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		e.User = uint16(u)
+		switch e.Type {
+		case abi.EvKey, abi.EvButton:
+			v, err := uv()
+			if err != nil {
+				return nil, err
+			}
+			e.Code, e.Button = abi.KeyCode(v), uint32(v)
+		case abi.EvText, abi.EvUser:
+			n, err := uv()
+			if err != nil || n > uint64(len(b)) {
+				return nil, errors.New("bad text")
+			}
+			e.Text, b = string(b[:n]), b[n:]
+		case abi.EvMove, abi.EvWheel:
+			x, err := sv()
+			if err != nil {
+				return nil, err
+			}
+			y, err := sv()
+			if err != nil {
+				return nil, err
+			}
+			e.X, e.Y = int32(x), int32(y)
+		default:
+			return nil, fmt.Errorf("event type %d", e.Type)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
