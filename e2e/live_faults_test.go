@@ -536,10 +536,7 @@ func TestLiveRelayRestartResumes(t *testing.T) {
 
 	relay.cmd.Process.Signal(syscall.SIGKILL)
 	relay.cmd.Wait()
-	// The client notices and retries; the relay comes back on the port.
-	waitFor(t, 20*time.Second, "the client noticing", func() bool {
-		return strings.Contains(c.stderr.String(), "reconnect") || strings.Contains(c.stderr.String(), "connection")
-	})
+	// The client retries with back-off; the relay comes back on the port.
 	startRelay(t, srv.upstream, addr, keyFile)
 	waitFor(t, 60*time.Second, "the client resuming", func() bool {
 		return strings.Contains(c.stderr.String(), "resuming the replay")
