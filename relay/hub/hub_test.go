@@ -287,7 +287,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 		{"unknown type", []byte{0xff, 1, 2}, wire.CodeMalformed},
 		{"server-only message", enc(t, block(1, 60, 16)), wire.CodeMalformed},
 		{"routed from a client", enc(t, &wire.Routed{Client: 3, Msg: &wire.Ping{}}), wire.CodeMalformed},
-		{"oversized", make([]byte, wire.MaxMessage+1), 0},
+		{"oversized", make([]byte, wire.MaxMessage+1), wire.CodeLimit}, // told why (wsconn), then closed
 	}
 	for _, tc := range cases {
 		c, _ := join(t, srv, "tok")
