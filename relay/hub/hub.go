@@ -162,6 +162,28 @@ func (h *Hub) Handler() http.Handler {
 	return mux
 }
 
+// Drain waits until every client's queue is empty, or d passes: an
+// embedding server that stops its session calls it before Close, so the
+// session's last log blocks and its shutdown Error reach everyone.
+func (h *Hub) Drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		busy := false
+		for c := range h.conns {
+			if c.queued() > 0 {
+				busy = true
+				break
+			}
+		}
+		h.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Close drops every connection and stops the sessions.
 func (h *Hub) Close() {
 	h.mu.Lock()
