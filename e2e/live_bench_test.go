@@ -106,8 +106,15 @@ func runLive(b *testing.B, image, display string, withDisplay bool) liveRun {
 		dc = startLiveClient(b, srv.links["viewer"], "--mode", "display")
 		defer dc.stop(b)
 	}
-	waitFor(b, 90*time.Second, image+" replay client in replay mode", func() bool {
+	deadline := time.Now().Add(90 * time.Second)
+	waitFor(b, 100*time.Second, image+" replay client in replay mode", func() bool {
 		s := readStats(b, rc.stats)
+		if time.Now().After(deadline) {
+			raw, _ := os.ReadFile(rc.stats)
+			lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+			b.Fatalf("%s: the replay client is not in replay mode after 90 s; its last stats lines:\n%s",
+				image, strings.Join(lines[max(0, len(lines)-3):], "\n"))
+		}
 		if len(s) == 0 || s[len(s)-1].Mode != "replay" {
 			return false
 		}

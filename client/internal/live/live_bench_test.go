@@ -32,7 +32,7 @@ import (
 var (
 	benchSwitches   = flag.Int("switches", 5, "display → replay → display cycles BenchmarkLiveSwitch times")
 	benchKeystrokes = flag.Int("keystrokes", 30, "keys BenchmarkLiveKeystroke times per image")
-	benchSwitchImg  = flag.String("switch-images", "game,video", "images BenchmarkLiveSwitch runs (comma-separated)")
+	benchSwitchImg  = flag.String("switch-images", "game", "images BenchmarkLiveSwitch runs (comma-separated)")
 )
 
 var (
