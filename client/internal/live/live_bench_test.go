@@ -185,7 +185,12 @@ func benchSwitch(b *testing.B, image string) {
 					return seen
 				}
 			case <-deadline:
-				b.Fatalf("%s: timed out waiting for %s", image, what)
+				st := c.LastStats()
+				if st == nil {
+					st = &Stats{}
+				}
+				b.Fatalf("%s: timed out waiting for %s: mode %s, state %s, lag %.0f ms (%d ticks), replay tick %d, server tick %d, %d bytes buffered",
+					image, what, st.Mode, st.State, st.LagMs, st.LagTicks, st.ReplayTick, st.ServerTick, st.BufferBytes)
 			}
 		}
 	}
@@ -407,11 +412,26 @@ func benchKeystroke(b *testing.B, image string) {
 				got = true
 			}
 		}
+		// The key's release: wait until it shows too (the testcard's
+		// panel says "up"), so that it is not taken for the next key's.
+		c.Screen(&sc)
+		before = hash()
+		ch = c.Changed()
 		up := &wire.Input{Seq: uint64(2*i + 2), Epoch: epoch, Events: []abi.Event{{Type: abi.EvKey, Code: code}}}
 		if err := c.Send(ctx, up); err != nil {
 			b.Fatal(err)
 		}
-		time.Sleep(150 * time.Millisecond)
+		timeout = time.After(2 * time.Second)
+		for shown := !region; !shown; { // desk shows nothing on a release
+			select {
+			case <-ch:
+				ch = c.Changed()
+				shown = c.Screen(&sc) && hash() != before
+			case <-timeout:
+				shown = true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if len(lat) == 0 {
 		b.Fatalf("%s: no key showed on the replayed screen (%d misses)", image, misses)
