@@ -18,6 +18,8 @@ var liveBenchDuration = flag.Duration("live-duration", 10*time.Second, "measurem
 
 // liveImages are the images BenchmarkLiveTraffic measures; -live-images
 // overrides them (comma-separated).
+var liveReplayWait = flag.Duration("live-replay-wait", 90*time.Second, "how long BenchmarkLiveTraffic waits for its replay client to reach replay mode before measuring it in dual")
+
 var liveBenchImages = flag.String("live-images", "game,video,desk,testcard", "images BenchmarkLiveTraffic measures (comma-separated)")
 
 // BenchmarkLiveTraffic measures, per image, what a live session costs on the
@@ -61,6 +63,11 @@ func BenchmarkLiveTraffic(b *testing.B) {
 			if lossy.cpu > 0 {
 				b.ReportMetric(100*(1-only.cpu/lossy.cpu), "cpu-saving-%")
 			}
+			reached := 0.0
+			if lossy.replay && only.replay {
+				reached = 1
+			}
+			b.ReportMetric(reached, "replay-reached")
 			b.ReportMetric(only.toReplayMs, "to-replay-ms")
 			b.ReportMetric(only.awaitMs, "await-snapshot-ms")
 			b.ReportMetric(only.dualMs, "dual-ms")
@@ -81,6 +88,7 @@ type liveRun struct {
 	toReplayMs      float64 // replay client: from its Welcome (pinned replay) to replay mode
 	awaitMs, dualMs float64
 	stallMs         float64 // the server's last snapshot stall (-1 unknown)
+	replay          bool    // the replay client reached replay mode
 }
 
 func runLive(b *testing.B, image, display string, withDisplay bool) liveRun {
@@ -106,16 +114,18 @@ func runLive(b *testing.B, image, display string, withDisplay bool) liveRun {
 		dc = startLiveClient(b, srv.links["viewer"], "--mode", "display")
 		defer dc.stop(b)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	waitFor(b, 100*time.Second, image+" replay client in replay mode", func() bool {
+	// A replay that cannot keep up stays in dual; it still receives the
+	// log a replay client would, so the traffic is measured all the same
+	// (and the run says it never reached replay).
+	deadline := time.Now().Add(*liveReplayWait)
+	reached := false
+	waitFor(b, *liveReplayWait+30*time.Second, image+" clients under way", func() bool {
 		s := readStats(b, rc.stats)
-		if time.Now().After(deadline) {
-			raw, _ := os.ReadFile(rc.stats)
-			lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-			b.Fatalf("%s: the replay client is not in replay mode after 90 s; its last stats lines:\n%s",
-				image, strings.Join(lines[max(0, len(lines)-3):], "\n"))
+		if len(s) == 0 {
+			return false
 		}
-		if len(s) == 0 || s[len(s)-1].Mode != "replay" {
+		reached = s[len(s)-1].Mode == "replay"
+		if !reached && (time.Now().Before(deadline) || s[len(s)-1].Mode != "dual") {
 			return false
 		}
 		if dc == nil {
@@ -124,6 +134,12 @@ func runLive(b *testing.B, image, display string, withDisplay bool) liveRun {
 		d := readStats(b, dc.stats)
 		return len(d) > 0 && d[len(d)-1].Bytes.Display > 0
 	})
+	if !reached {
+		raw, _ := os.ReadFile(rc.stats)
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		b.Logf("%s (%s, display client %v): the replay client did not reach replay mode in %v, measuring it in dual; its last stats line:\n%s",
+			image, display, withDisplay, *liveReplayWait, lines[len(lines)-1])
+	}
 	time.Sleep(2 * time.Second) // past the switch's fetches and the display client's key frame
 	r0, cpu0, t0 := lastStats(b, rc.stats), procCPU(b, srv.cmd.Process.Pid), time.Now()
 	var d0 benchStats
@@ -155,6 +171,7 @@ func runLive(b *testing.B, image, display string, withDisplay bool) liveRun {
 		}
 	}
 	r.toReplayMs = r.awaitMs + r.dualMs
+	r.replay = reached
 	r.stallMs = snapshotStallMs(srv.base)
 	if n := rs[len(rs)-1].Failures; n > 0 {
 		b.Fatalf("%s: the replay client failed %d times: %s", image, n, rs[len(rs)-1].LastFailure)
