@@ -14,10 +14,8 @@ import (
 	"time"
 )
 
-var liveBenchDuration = flag.Duration("live-duration", 10*time.Second, "measurement window of each BenchmarkLive run (after warm-up)")
+var liveBenchDuration = flag.Duration("live-duration", 10*time.Second, "measurement window of each BenchmarkLiveTraffic session (after warm-up)")
 
-// liveImages are the images BenchmarkLiveTraffic measures; -live-images
-// overrides them (comma-separated).
 var liveReplayWait = flag.Duration("live-replay-wait", 30*time.Second, "how long BenchmarkLiveTraffic waits for its replay client to reach replay mode before measuring it in dual")
 
 var liveBenchImages = flag.String("live-images", "game,video,desk,testcard", "images BenchmarkLiveTraffic measures (comma-separated)")
