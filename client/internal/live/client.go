@@ -513,6 +513,24 @@ func (c *Client) startReplay(ctx context.Context, a wire.SnapshotAnnounce) {
 	}))
 }
 
+// keepReplayFrame copies the replay's frame into the display framebuffer.
+func (c *Client) keepReplayFrame() {
+	r := c.currentReplay()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frame.w == 0 || r.frame.h == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.dfb.resize(r.frame.w, r.frame.h)
+	copy(c.dfb.pix, r.frame.pix)
+	c.dfb.tick = r.frame.tick
+	c.mu.Unlock()
+}
+
 func (c *Client) setRep(r *replay) {
 	c.rep = r
 	c.repPtr.Store(r)
@@ -607,6 +625,12 @@ func (c *Client) act(ctx context.Context, conn *wsconn.Conn, tr modes.Transition
 	switch tr.To {
 	case modes.Display:
 		if c.rep != nil {
+			// Until the key frame comes, the replay's last frame is the
+			// current screen: keep showing it (no stale pixels, no stall).
+			// Not after a forced switch, which may be a failed replay.
+			if c.showReplay.Load() && tr.Reason != modes.ReasonForced {
+				c.keepReplayFrame()
+			}
 			c.rep.stop()
 			c.setRep(nil)
 		}
