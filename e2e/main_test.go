@@ -1,5 +1,5 @@
-// Package e2e tests replaydesk across real processes: it builds the server
-// and client commands and the test guests once, then drives them as a user
+// Package e2e tests replaydesk across real processes: it builds the server,
+// relay and client commands and the test guests once, then drives them as a user
 // would. It also holds the benchmark suite (bench_test.go).
 package e2e
 
@@ -20,6 +20,7 @@ var (
 	binDir    string
 	serverBin string
 	clientBin string
+	relayBin  string // the standalone relay (the live fault tests restart it)
 	bigmem    []byte // the 64 MiB benchmark guest
 )
 
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 	}
 	serverBin = filepath.Join(binDir, "server")
 	clientBin = filepath.Join(binDir, "client")
+	relayBin = filepath.Join(binDir, "relay")
 	build := func(env []string, args ...string) {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, args...)...)
 		cmd.Dir = ".."
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 	}
 	build(nil, "-o", serverBin, "./server")
 	build(nil, "-o", clientBin, "./client")
+	build(nil, "-o", relayBin, "./relay")
 	build([]string{"GOOS=wasip1", "GOARCH=wasm"}, "-buildmode=c-shared", "-o", filepath.Join(binDir, "bigmem.wasm"), "./e2e/testdata/bigmem")
 	if bigmem, err = os.ReadFile(filepath.Join(binDir, "bigmem.wasm")); err != nil {
 		panic(err)

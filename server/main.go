@@ -239,7 +239,14 @@ func startEmbeddedRelay(ln net.Listener, upstream string, key []byte, reg *metri
 			log.Error().Err(err).Msg("serving")
 		}
 	}()
-	return func() { h.Close(); srv.Close() }, nil
+	return func() {
+		// The session has stopped: let its last blocks and its shutdown
+		// Error reach the clients before the relay goes.
+		time.Sleep(100 * time.Millisecond)
+		h.Drain(2 * time.Second)
+		h.Close()
+		srv.Close()
+	}, nil
 }
 
 // loadKey reads the token key from path, creating it there if missing; an

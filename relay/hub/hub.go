@@ -154,12 +154,34 @@ func (h *Hub) Handler() http.Handler {
 	mux.Handle("/pages/", h.cache)
 	mux.Handle("/pages", h.cache)
 	mux.Handle("/manifests/", h.cache)
-	mux.Handle("/sessions/", h.cache)
+	mux.Handle("/sessions/", h.replayOnly(h.cache))
 	if h.opts.Web != nil {
 		mux.Handle("/s/", h.opts.Web)
 		mux.Handle("/web/", h.opts.Web)
 	}
 	return mux
+}
+
+// Drain waits until every client's queue is empty, or d passes: an
+// embedding server that stops its session calls it before Close, so the
+// session's last log blocks and its shutdown Error reach everyone.
+func (h *Hub) Drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		busy := false
+		for c := range h.conns {
+			if c.queued() > 0 {
+				busy = true
+				break
+			}
+		}
+		h.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Close drops every connection and stops the sessions.

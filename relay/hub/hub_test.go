@@ -287,7 +287,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 		{"unknown type", []byte{0xff, 1, 2}, wire.CodeMalformed},
 		{"server-only message", enc(t, block(1, 60, 16)), wire.CodeMalformed},
 		{"routed from a client", enc(t, &wire.Routed{Client: 3, Msg: &wire.Ping{}}), wire.CodeMalformed},
-		{"oversized", make([]byte, wire.MaxMessage+1), 0},
+		{"oversized", make([]byte, wire.MaxMessage+1), wire.CodeLimit}, // told why (wsconn), then closed
 	}
 	for _, tc := range cases {
 		c, _ := join(t, srv, "tok")
@@ -883,5 +883,48 @@ func TestBroadcastsReachEveryone(t *testing.T) {
 	}
 	for _, c := range []*cl{c1, c2} {
 		expectLog(t, c, msgs...)
+	}
+}
+
+// A session's files, log and snapshot list go only to roles that may replay
+// when the relay holds the key; pages stay open (named by their hashes).
+func TestSessionFilesNeedReplayRights(t *testing.T) {
+	f := newFakeUp(t)
+	key := token.NewKey()
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Key: key})
+	get := func(path, tok string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	sign := func(session, role string, exp time.Duration) string {
+		return token.Sign(key, token.Claims{Session: session, Role: role, Expiry: time.Now().Add(exp)})
+	}
+	for _, c := range []struct {
+		name, tok string
+		want      int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"garbage", "x.y", http.StatusUnauthorized},
+		{"expired viewer", sign("s1", token.RoleViewer, -time.Minute), http.StatusUnauthorized},
+		{"display viewer", sign("s1", token.RoleDisplay, time.Hour), http.StatusForbidden},
+		{"other session", sign("s2", token.RoleOwner, time.Hour), http.StatusForbidden},
+		{"viewer", sign("s1", token.RoleViewer, time.Hour), http.StatusOK},
+		{"controller", sign("s1", token.RoleController, time.Hour), http.StatusOK},
+	} {
+		if got := get("/sessions/s1/snapshots", c.tok); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := get("/pages/abc", ""); got != http.StatusOK {
+		t.Errorf("a page without a token: %d, want 200", got)
 	}
 }

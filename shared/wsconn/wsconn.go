@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ func Accept(w http.ResponseWriter, r *http.Request, o AcceptOptions) (*Conn, err
 	if err != nil {
 		return nil, fmt.Errorf("wsconn: accept from %s: %w", r.RemoteAddr, err)
 	}
-	ws.SetReadLimit(wire.MaxMessage)
+	ws.SetReadLimit(-1) // Recv enforces the limit, so that the peer hears why
 	return &Conn{ws: ws, remote: r.RemoteAddr}, nil
 }
 
@@ -66,7 +67,7 @@ func Dial(ctx context.Context, url string) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("wsconn: dial %s: %w", url, err)
 	}
-	ws.SetReadLimit(wire.MaxMessage)
+	ws.SetReadLimit(-1) // Recv enforces the limit, so that the peer hears why
 	return &Conn{ws: ws, remote: url}, nil
 }
 
@@ -104,11 +105,23 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 // peer gets a wire Error saying why, and Recv returns that reason. A wire
 // Error from the peer is returned as a message, like any other.
 func (c *Conn) Recv(ctx context.Context) (wire.Message, []byte, error) {
-	typ, b, err := c.ws.Read(ctx)
+	typ, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return nil, nil, c.explain(err)
+	}
+	// The limit is ours, not the library's: the library would close with
+	// a bare "read limited" before the peer could be told, in a wire Error,
+	// what it did wrong. Nothing past the limit is buffered.
+	b, err := io.ReadAll(io.LimitReader(r, wire.MaxMessage+1))
 	if err != nil {
 		return nil, nil, c.explain(err)
 	}
 	c.recv.Add(int64(len(b)))
+	if len(b) > wire.MaxMessage {
+		text := fmt.Sprintf("message larger than the protocol's %d bytes", wire.MaxMessage)
+		c.failStatus(wire.CodeLimit, text, websocket.StatusMessageTooBig)
+		return nil, nil, fmt.Errorf("wsconn: %s sent a %s: %w", c.remote, text, ErrTooBig)
+	}
 	if typ != websocket.MessageBinary {
 		err := errors.New("text frames are not part of the protocol: send binary wire messages")
 		c.Fail(wire.CodeMalformed, err.Error())
@@ -131,14 +144,18 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, []byte, error) {
 
 // Fail sends a wire Error (best effort, briefly) and closes the connection.
 func (c *Conn) Fail(code wire.ErrorCode, text string) {
-	text = cut(text, wire.MaxText)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	c.Send(ctx, &wire.Error{Code: code, Text: text})
-	cancel()
 	status := websocket.StatusPolicyViolation
 	if code == wire.CodeShutdown {
 		status = websocket.StatusGoingAway
 	}
+	c.failStatus(code, text, status)
+}
+
+func (c *Conn) failStatus(code wire.ErrorCode, text string, status websocket.StatusCode) {
+	text = cut(text, wire.MaxText)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	c.Send(ctx, &wire.Error{Code: code, Text: text})
+	cancel()
 	c.close(status, text)
 }
 
@@ -149,7 +166,7 @@ func (c *Conn) close(status websocket.StatusCode, reason string) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
-	reason = cut(reason, 120) // a close frame's reason is at most 123 bytes
+	reason = cut(reason, 120)     // a close frame's reason is at most 123 bytes
 	go c.ws.Close(status, reason) // waits up to 5 s for the peer's close frame
 	time.AfterFunc(6*time.Second, func() { c.ws.CloseNow() })
 }

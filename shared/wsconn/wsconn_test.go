@@ -77,17 +77,27 @@ func TestOversizedAndTextFrames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	// A message over the limit never gets buffered: the server drops the
-	// connection with "message too big".
+	// A message over the limit is not buffered past the limit: the peer
+	// gets a wire Error saying why, then the close.
 	ws, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ws.SetReadLimit(1 << 20)
 	big := make([]byte, wire.MaxMessage+1)
-	ws.Write(ctx, websocket.MessageBinary, big)
+	go ws.Write(ctx, websocket.MessageBinary, big) // the server stops reading it at the limit
 	if err := <-failures; !errors.Is(err, ErrTooBig) || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("oversized: %v", err)
+	}
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("oversized: no wire Error before the close: %v", err)
+	}
+	if m, err := wire.Decode(b); err != nil || m.(*wire.Error).Code != wire.CodeLimit || !strings.Contains(m.(*wire.Error).Text, "larger than") {
+		t.Fatalf("oversized answered with %#v %v", m, err)
+	}
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized: closed with %v, want status message too big", err)
 	}
 	ws.CloseNow()
 

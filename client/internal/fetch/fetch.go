@@ -305,13 +305,23 @@ func (d *Disk) Block(n uint64) ([]byte, error) {
 // Fetched counts the blocks read.
 func (d *Disk) Fetched() int { return int(d.fetched.Load()) }
 
-// counting counts response body bytes.
+// SetToken makes every request carry the session token (Authorization:
+// Bearer): a relay that holds the key serves a session's files, log and
+// snapshot list only to roles that may replay. Call it before fetching.
+func (f *Fetcher) SetToken(tok string) { f.HC.Transport.(*counting).token = tok }
+
+// counting counts response body bytes (and adds the token, if any).
 type counting struct {
-	rt http.RoundTripper
-	n  *atomic.Int64
+	rt    http.RoundTripper
+	n     *atomic.Int64
+	token string
 }
 
 func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.rt.RoundTrip(r)
 	if err == nil {
 		resp.Body = &countingBody{ReadCloser: resp.Body, n: c.n}

@@ -121,6 +121,7 @@ type Client struct {
 	engMu      sync.Mutex
 	lastStats  atomic.Pointer[Stats]
 	repPtr     atomic.Pointer[replay]
+	pins       chan wire.Mode // SetMode's requests, for Run's goroutine
 }
 
 // New makes a client; nothing connects until Run.
@@ -138,8 +139,9 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.SetToken(o.Link.Token)
 	c := &Client{o: o, fetch: f, log: o.Log, ctl: modes.New(o.Rules), wake: make(chan struct{}),
-		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay}
+		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay, pins: make(chan wire.Mode, 1)}
 	c.lastSwitch = time.Now()
 	return c, nil
 }
@@ -269,6 +271,10 @@ func (c *Client) connection(ctx context.Context) (welcomed bool, err error) {
 			if err := c.sample(cctx, conn, time.Now()); err != nil {
 				return true, err
 			}
+		case m := <-c.pins:
+			if err := c.setMode(cctx, conn, m); err != nil {
+				return true, err
+			}
 		case <-repDone:
 			err := c.rep.err
 			c.log.Error().Err(err).Msg("replay failed; back to display mode")
@@ -340,6 +346,43 @@ func (c *Client) onWelcome(ctx context.Context, conn *wsconn.Conn, w *wire.Welco
 	}
 	if c.ctl.State() == modes.AwaitSnapshot {
 		return c.act(ctx, conn, modes.Transition{At: now, From: modes.Display, To: modes.AwaitSnapshot, Reason: modes.ReasonPinned}, false)
+	}
+	return nil
+}
+
+// SetMode changes the mode asked for while the client runs, as Options.Want
+// does at the start: wire.ModeAuto unpins, ModeDisplay leaves dual or replay
+// at once, ModeReplay starts a switch at once. A request made while the
+// client reconnects takes effect at the next Welcome.
+func (c *Client) SetMode(m wire.Mode) {
+	for {
+		select {
+		case c.pins <- m:
+			return
+		default:
+		}
+		select { // replace a request not yet taken: the newest wins
+		case <-c.pins:
+		default:
+		}
+	}
+}
+
+func (c *Client) setMode(ctx context.Context, conn *wsconn.Conn, m wire.Mode) error {
+	c.o.Want = m // for the Hello and Welcome of a reconnection
+	c.mu.Lock()
+	role := c.welcome.Role
+	c.mu.Unlock()
+	pin := modes.PinAuto
+	switch {
+	case role == wire.RoleDisplayViewer || m == wire.ModeDisplay:
+		pin = modes.PinDisplay
+	case m == wire.ModeReplay:
+		pin = modes.PinReplay
+	}
+	c.log.Info().Stringer("pin", pin).Msg("mode asked for")
+	if tr, ok := c.ctl.SetPin(time.Now(), pin); ok {
+		return c.act(ctx, conn, tr, false)
 	}
 	return nil
 }
@@ -470,6 +513,24 @@ func (c *Client) startReplay(ctx context.Context, a wire.SnapshotAnnounce) {
 	}))
 }
 
+// keepReplayFrame copies the replay's frame into the display framebuffer.
+func (c *Client) keepReplayFrame() {
+	r := c.currentReplay()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frame.w == 0 || r.frame.h == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.dfb.resize(r.frame.w, r.frame.h)
+	copy(c.dfb.pix, r.frame.pix)
+	c.dfb.tick = r.frame.tick
+	c.mu.Unlock()
+}
+
 func (c *Client) setRep(r *replay) {
 	c.rep = r
 	c.repPtr.Store(r)
@@ -564,6 +625,12 @@ func (c *Client) act(ctx context.Context, conn *wsconn.Conn, tr modes.Transition
 	switch tr.To {
 	case modes.Display:
 		if c.rep != nil {
+			// Until the key frame comes, the replay's last frame is the
+			// current screen: keep showing it (no stale pixels, no stall).
+			// Not after a forced switch, which may be a failed replay.
+			if c.showReplay.Load() && tr.Reason != modes.ReasonForced {
+				c.keepReplayFrame()
+			}
 			c.rep.stop()
 			c.setRep(nil)
 		}

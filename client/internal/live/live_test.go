@@ -468,3 +468,28 @@ func TestDisplayRoleIsPinnedToDisplay(t *testing.T) {
 		}
 	}
 }
+
+func TestSetModeSwitchesBothWays(t *testing.T) {
+	s := recording(t)
+	u := livetest.NewUpstream(t, s)
+	c, stop := runClient(t, u, Options{Want: wire.ModeDisplay})
+	u.Next(t) // the Hello
+	waitStats(t, c, "display mode", func(s2 *Stats) bool { return s2.Mode == "display" && s2.Pinned == "display" })
+	c.SetMode(wire.ModeReplay)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDual)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeReplay)
+	waitStats(t, c, "replay at the end tick", func(s2 *Stats) bool { return s2.Mode == "replay" && s2.ReplayTick == s.EndTick })
+	c.SetMode(wire.ModeDisplay)
+	u.ExpectSwitch(t, wire.SwitchRequested, wire.ModeDisplay)
+	st := waitStats(t, c, "display mode again", func(s2 *Stats) bool { return s2.Mode == "display" })
+	if st.Pinned != "display" {
+		t.Fatalf("pinned %q after SetMode(display)", st.Pinned)
+	}
+	var sc Screen
+	if !c.Screen(&sc) || sc.Replay {
+		t.Fatalf("the screen after SetMode(display) is the replay's (replay=%v)", sc.Replay)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

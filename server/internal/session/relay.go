@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"replaydesk/shared/token"
 	"replaydesk/shared/wire"
@@ -25,11 +26,12 @@ type relay struct {
 	dead   bool
 	ctx    context.Context
 	cancel context.CancelFunc
+	wrote  chan struct{} // closed when the writer returns
 }
 
 func newRelay(conn *wsconn.Conn, name string) *relay {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &relay{conn: conn, name: name, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	return &relay{conn: conn, name: name, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, wrote: make(chan struct{})}
 }
 
 // send queues an encoded message; false when the relay is dead or too far
@@ -54,6 +56,7 @@ func (r *relay) send(b []byte) bool {
 
 // writer sends the queue until the relay dies.
 func (r *relay) writer() {
+	defer close(r.wrote)
 	for {
 		r.mu.Lock()
 		q := r.queue
@@ -84,11 +87,29 @@ func (r *relay) kill() {
 	r.cancel()
 }
 
-// fail sends an Error (after what is queued, briefly) and closes.
+// fail sends an Error after what is queued (waiting at most flushWait for
+// the writer) and closes. A session shutting down thus delivers its last
+// log blocks: cancelling first would cut the writer off mid-queue, and the
+// WebSocket library closes a connection whose read or write context ends,
+// so not even the Error went out.
 func (r *relay) fail(code wire.ErrorCode, text string) {
-	r.kill()
+	r.mu.Lock()
+	r.dead = true // send queues nothing more; the writer ends after the queue
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.wrote:
+	case <-time.After(flushWait):
+	}
 	r.conn.Fail(code, text)
+	r.cancel() // after: the reader's Recv(r.ctx) ending would close the connection
 }
+
+// flushWait bounds how long fail waits for a relay to take its queue.
+const flushWait = 2 * time.Second
 
 // serveUpstream is GET /upstream/{session}: a relay's connection.
 func (s *Session) serveUpstream(w http.ResponseWriter, req *http.Request) {

@@ -97,12 +97,6 @@ type Options struct {
 	Console       io.Writer
 	// Now is the clock tokens are checked against (default time.Now).
 	Now func() time.Time
-	// OnFrame also receives every presented frame (a local preview), on the
-	// machine's goroutine; pixels are valid only during the call.
-	OnFrame func(f machine.Frame, pixels []byte)
-	// Input is extra input stamped with users numbered by its sender (a
-	// local preview); they get session user numbers on the way in.
-	Input <-chan abi.Event
 }
 
 // Session is one live VM. Create it with Open.
@@ -233,32 +227,6 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	go s.publisher()
 	go s.everySecond(runCtx)
 	go s.pointerPresence(runCtx)
-	if o.Input != nil {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			// The preview numbers its users itself: give them session
-			// numbers, so the log never confuses them with relays' clients.
-			local := map[uint16]uint16{}
-			for {
-				select {
-				case ev := <-o.Input:
-					s.mu.Lock()
-					u, ok := local[ev.User]
-					if !ok && s.nextUser < wire.MaxUser {
-						s.nextUser++
-						u, local[ev.User] = s.nextUser, s.nextUser
-						s.saveUsersLocked()
-					}
-					s.mu.Unlock()
-					ev.User = u
-					s.input <- ev
-				case <-runCtx.Done():
-					return
-				}
-			}
-		}()
-	}
 	return s, nil
 }
 
@@ -391,9 +359,6 @@ func (s *Session) requestSnapshot() {
 // onFrame runs on the recorder's goroutine after each present (and when a
 // key frame wants the screen).
 func (s *Session) onFrame(f machine.Frame, px []byte, damage []machine.Rect) {
-	if s.o.OnFrame != nil && damage != nil {
-		s.o.OnFrame(f, px)
-	}
 	w, h := int(f.Width), int(f.Height)
 	var rects []image.Rectangle
 	var area int64

@@ -743,3 +743,39 @@ func inputPolls(t testing.TB, dir string, want []byte) [][]byte {
 		}
 	}
 }
+
+// A session shutting down delivers to its relays every block it wrote,
+// then the Error: a stopped session's viewers replay to its very end.
+func TestShutdownDeliversTheLastBlocks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s9")
+	h := start(t, dir, -1)
+	p := h.dialRelay(sign(token.RoleRelay, h.s.ID(), time.Hour))
+	p.expect("Welcome", is[*wire.Welcome])
+	p.expect("a block", is[*wire.LogBlock])
+	if _, err := h.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var last *wire.LogBlock
+	var shutdown *wire.Error
+	for m := range p.msgs {
+		switch m := m.(type) {
+		case *wire.LogBlock:
+			if shutdown != nil {
+				t.Fatal("a block after the Error")
+			}
+			last = m
+		case *wire.Error:
+			shutdown = m
+		}
+	}
+	if shutdown == nil || shutdown.Code != wire.CodeShutdown {
+		t.Fatalf("the relay got no shutdown Error (got %v)", shutdown)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "log", recordlog.SegmentName(last.Pos.Segment)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := last.Pos.Offset + int64(len(last.Block)); end != fi.Size() {
+		t.Fatalf("the relay's last block ends at offset %d of segment %d; the log ends at %d", end, last.Pos.Segment, fi.Size())
+	}
+}

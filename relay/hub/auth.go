@@ -1,0 +1,44 @@
+package hub
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"replaydesk/shared/token"
+)
+
+// replayOnly guards a session's files, log and snapshot list (everything
+// under /sessions/{id}/): they hold every key anyone typed, so only roles
+// that may replay (owner, controller, viewer, and child relays) get them
+// (DESIGN.md section 7). The token comes as "Authorization: Bearer". Pages
+// and manifests stay open: they are named by 256-bit hashes that only the
+// log and the snapshot list reveal. A relay without the key cannot check and
+// passes requests through; one that serves untrusted people needs the key.
+func (h *Hub) replayOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.opts.Key == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/sessions/"), "/")
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "this session's files need a token with replay rights (Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+			return
+		}
+		c, err := token.Verify(h.opts.Key, tok, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case c.Session != id:
+			http.Error(w, "the token is for session "+c.Session+", not "+id, http.StatusForbidden)
+		case c.Role == token.RoleDisplay:
+			http.Error(w, "display viewers receive pixels only: a session's log and snapshots need a role that may replay", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
