@@ -55,31 +55,10 @@ var (
 	fanoutDur  = flag.Duration("fanout.dur", 20*time.Second, "measured time per count in BenchmarkFanout")
 )
 
-var (
-	relayBinOnce sync.Once
-	relayBinPath string
-	relayBinErr  error
-)
-
-// relayBin builds the relay command once (into the suite's bin directory).
-func relayBin(t testing.TB) string {
-	relayBinOnce.Do(func() {
-		relayBinPath = filepath.Join(binDir, "relay")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", relayBinPath, "./relay")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			relayBinErr = fmt.Errorf("go build ./relay: %v\n%s", err, out)
-		}
-	})
-	if relayBinErr != nil {
-		t.Fatal(relayBinErr)
-	}
-	return relayBinPath
-}
-
-// startRelay runs `relay --upstream up --key-file key` on a free loopback
-// port and returns its base URL once it answers.
-func startRelay(t testing.TB, up, key string) (string, *syncBuffer, int) {
+// startFanoutRelay runs `relay --upstream up --key-file key` (built by
+// TestMain) on a free loopback port and returns its base URL, its stderr
+// and its process id once it answers.
+func startFanoutRelay(t testing.TB, up, key string) (string, *syncBuffer, int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +66,7 @@ func startRelay(t testing.TB, up, key string) (string, *syncBuffer, int) {
 	addr := ln.Addr().String()
 	ln.Close()
 	stderr := &syncBuffer{}
-	cmd := exec.Command(relayBin(t), "--upstream", up, "--listen", addr, "--key-file", key, "--log-level", "warn")
+	cmd := exec.Command(relayBin, "--upstream", up, "--listen", addr, "--key-file", key, "--log-level", "warn")
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -288,7 +267,7 @@ type fanoutRig struct {
 func BenchmarkFanout(b *testing.B) {
 	key := filepath.Join(b.TempDir(), "key")
 	srv := startLiveServer(b, "--image", "game", "--data", filepath.Join(b.TempDir(), "live"), "--key-file", key, "--log-level", "debug")
-	relayBase, relayErr, relayPid := startRelay(b, srv.upstream, key)
+	relayBase, relayErr, relayPid := startFanoutRelay(b, srv.upstream, key)
 	b.Cleanup(func() {
 		if b.Failed() {
 			b.Logf("relay stderr:\n%s", relayErr.String())
