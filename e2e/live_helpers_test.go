@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +19,8 @@ import (
 // liveServer is a `server` process running a live session.
 type liveServer struct {
 	cmd      *exec.Cmd
-	links    map[string]string // role → link
+	links    map[string]string // role → link (of the last session printed)
+	sessions map[string]map[string]string // session id → role → link
 	upstream string            // the session endpoint (for a standalone relay)
 	base     string            // http://host:port of the embedded relay
 	stderr   *syncBuffer
@@ -47,7 +49,7 @@ func (s *syncBuffer) String() string {
 // waits for its role links.
 func startLiveServer(t testing.TB, args ...string) *liveServer {
 	t.Helper()
-	s := &liveServer{links: map[string]string{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s := &liveServer{links: map[string]string{}, sessions: map[string]map[string]string{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(serverBin, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
 	stdout, _ := s.cmd.StdoutPipe()
 	s.cmd.Stderr = s.stderr
@@ -56,7 +58,13 @@ func startLiveServer(t testing.TB, args ...string) *liveServer {
 	}
 	t.Cleanup(func() { s.cmd.Process.Kill() })
 	sc := bufio.NewScanner(stdout)
+	current := ""
 	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "replaydesk: session "); ok {
+			current, _ = strconv.Unquote(strings.Fields(rest)[0])
+			s.sessions[current] = map[string]string{}
+			continue
+		}
 		role, link, ok := strings.Cut(sc.Text(), ": ")
 		if !ok {
 			continue
@@ -66,6 +74,9 @@ func startLiveServer(t testing.TB, args ...string) *liveServer {
 			break // the last line
 		}
 		s.links[role] = link
+		if s.sessions[current] != nil {
+			s.sessions[current][role] = link
+		}
 	}
 	go io.Copy(io.Discard, stdout)
 	go func() { s.done <- s.cmd.Wait() }()

@@ -119,15 +119,15 @@ func recordCmd(ctx context.Context, args []string) {
 	cli.PrintJSON(res)
 }
 
-// serveCmd runs the product: the image live as a session (recorded into a
-// session directory, continued if --data already holds one), its relay
-// endpoint on a loopback port of its own, and the embedded relay on
+// serveCmd runs the product: each image live as a session (recorded into a
+// session directory, continued if --data already holds one), the sessions'
+// relay endpoint on a loopback port of its own, and the embedded relay on
 // --listen with one link per role.
 func serveCmd(ctx context.Context, args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
-	image := fs.String("image", "desk", "guest image to run: "+strings.Join(images.Names(), ", "))
-	data := fs.String("data", "", "session directory: recorded into, or continued if it already holds a session (default: a new one under the user cache directory)")
+	image := fs.String("image", "desk", "guest image to run, or several comma-separated (one session each): "+strings.Join(images.Names(), ", "))
+	data := fs.String("data", "", "session directory: recorded into, or continued if it already holds a session; with several images, the directory holding one per image (default: a new one under the user cache directory)")
 	displayMode := fs.String("display", "lossy", "display mode tiles: lossy (JPEG q79 4:4:4) or lossless")
 	controlMode := fs.String("control", "shared", "control mode: shared (owners and controllers type at once) or exclusive (one holder; request, grant, revoke)")
 	keyFile := fs.String("key-file", "", "token signing key (created if missing); default: a new key each run, so old links stop working")
@@ -143,9 +143,13 @@ func serveCmd(ctx context.Context, args []string) {
 	if *displayMode != "lossy" && *displayMode != "lossless" {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("--display %q: want lossy or lossless", *displayMode))
 	}
-	img, err := images.Lookup(*image)
-	if err != nil {
-		cli.Fail(log, cli.ExitError, err)
+	var imgs []images.Image
+	for _, name := range strings.Split(*image, ",") {
+		img, err := images.Lookup(strings.TrimSpace(name))
+		if err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		imgs = append(imgs, img)
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {
@@ -172,27 +176,42 @@ func serveCmd(ctx context.Context, args []string) {
 		cli.Fail(log, cli.ExitError, err)
 	}
 	reg := metrics.NewRegistry()
-	sess, err := session.Open(ctx, session.Options{
-		Image: img, Dir: dir, Key: key, Store: store, Lossless: *displayMode == "lossless",
-		Exclusive: *controlMode == "exclusive", Metrics: reg, Log: log,
-	})
-	if err != nil {
-		cli.Fail(log, cli.ExitError, err)
+	// The sessions' own endpoint (relays' upstream, page service) stays on
+	// loopback: people reach it through a relay. Pages and manifests come
+	// from the one page store every session publishes into.
+	imux := http.NewServeMux()
+	imux.Handle("/metrics", reg.Handler())
+	var sessions []*session.Session
+	for _, img := range imgs {
+		sdir, sreg := dir, reg
+		if len(imgs) > 1 {
+			sdir = filepath.Join(dir, img.Name)
+			sreg = reg.With(`session="` + img.Name + `"`)
+		}
+		sess, err := session.Open(ctx, session.Options{
+			Image: img, Dir: sdir, Key: key, Store: store, Lossless: *displayMode == "lossless",
+			Exclusive: *controlMode == "exclusive", Metrics: sreg, Log: log,
+		})
+		if err != nil {
+			cli.Fail(log, cli.ExitError, err)
+		}
+		h := sess.Handler()
+		imux.Handle("/upstream/"+sess.ID(), h)
+		imux.Handle("/sessions/"+sess.ID()+"/", h)
+		if len(sessions) == 0 {
+			imux.Handle("/", h) // /pages, /manifests: the shared store
+		}
+		sessions = append(sessions, sess)
 	}
-	// The session's own endpoint (relays' upstream, page service) stays on
-	// loopback: people reach it through a relay.
 	iln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
-	imux := http.NewServeMux()
-	imux.Handle("/metrics", reg.Handler())
-	imux.Handle("/", sess.Handler())
 	isrv := &http.Server{Handler: imux, ReadHeaderTimeout: 10 * time.Second}
 	go isrv.Serve(iln)
 	defer isrv.Close()
 	upstream := "http://" + iln.Addr().String()
-	log.Info().Str("upstream", upstream).Str("session", sess.ID()).Msg("session endpoint")
+	log.Info().Str("upstream", upstream).Int("sessions", len(sessions)).Msg("session endpoint")
 
 	stopRelay, err := startEmbeddedRelay(ln, upstream, key, reg, log)
 	if err != nil {
@@ -200,25 +219,40 @@ func serveCmd(ctx context.Context, args []string) {
 	}
 	defer stopRelay()
 
-	running := sess.Ready().Dir.Meta.Image // a continued session runs its own image
-	fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), running)
 	exp := time.Now().Add(7 * 24 * time.Hour)
-	for _, role := range token.Roles {
-		t := token.Sign(key, token.Claims{Session: sess.ID(), Role: role, Expiry: exp})
-		fmt.Printf("%s: http://%s/s/%s?t=%s\n", role, ln.Addr(), sess.ID(), t)
+	ended := make(chan struct{}, len(sessions))
+	for _, sess := range sessions {
+		running := sess.Ready().Dir.Meta.Image // a continued session runs its own image
+		fmt.Printf("replaydesk: session %q (%s) is live\n", sess.ID(), running)
+		for _, role := range token.Roles {
+			t := token.Sign(key, token.Claims{Session: sess.ID(), Role: role, Expiry: exp})
+			fmt.Printf("%s: http://%s/s/%s?t=%s\n", role, ln.Addr(), sess.ID(), t)
+		}
+		go func() { <-sess.Done(); ended <- struct{}{} }()
 	}
 	fmt.Printf("upstream: %s (for `go run ./relay --upstream`; loopback only)\n", upstream)
-	log.Info().Str("listen", ln.Addr().String()).Str("image", running).Str("recording", dir).Msg("serving")
+	log.Info().Str("listen", ln.Addr().String()).Str("recording", dir).Msg("serving")
 	select {
 	case <-ctx.Done():
-	case <-sess.Done():
+	case <-ended:
 	}
-	res, err := sess.Close()
-	if err != nil {
-		cli.Fail(log, cli.ExitError, err)
+	// The sessions stop first (their last blocks and a shutdown Error go to
+	// the relay); the deferred relay stop then drains them to the clients.
+	failed := false
+	for _, sess := range sessions {
+		res, err := sess.Close()
+		if err != nil {
+			log.Error().Err(err).Str("session", sess.ID()).Msg("stopping the session")
+			failed = true
+			continue
+		}
+		log.Info().Str("session", sess.ID()).Uint64("steps", res.Steps).Int("input_events", res.InputEvents).
+			Int64("log_bytes", res.LogBytes).Msg("session stopped; continue it with --data " + dir)
 	}
-	log.Info().Str("recording", dir).Uint64("steps", res.Steps).Int("input_events", res.InputEvents).
-		Int64("log_bytes", res.LogBytes).Msg("session stopped; continue it with --data " + dir)
+	if failed {
+		stopRelay()
+		os.Exit(cli.ExitError)
+	}
 }
 
 // startEmbeddedRelay serves people on ln: a relay (relay/hub) whose

@@ -42,23 +42,50 @@ func (v *Value) Add(d float64) {
 // Get returns the value.
 func (v *Value) Get() float64 { return math.Float64frombits(v.bits.Load()) }
 
-// Registry is a set of named metrics.
+// Registry is a set of named metrics, or a labelled view of one (With).
 type Registry struct {
+	set    *valueSet
+	labels string // added to every name of this view, e.g. session="desk"
+}
+
+type valueSet struct {
 	mu     sync.Mutex
 	values map[string]*Value
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{values: map[string]*Value{}} }
+func NewRegistry() *Registry { return &Registry{set: &valueSet{values: map[string]*Value{}}} }
+
+// With returns a view of r whose metrics all carry labels (`key="value"`,
+// several joined by commas) besides their own: a process running several
+// sessions gives each a view, and one /metrics serves them all.
+func (r *Registry) With(labels string) *Registry {
+	if r.labels != "" {
+		labels = r.labels + "," + labels
+	}
+	return &Registry{set: r.set, labels: labels}
+}
+
+// full is name with the view's labels added to its label set.
+func (r *Registry) full(name string) string {
+	switch {
+	case r.labels == "":
+		return name
+	case strings.HasSuffix(name, "}"):
+		return name[:len(name)-1] + "," + r.labels + "}"
+	}
+	return name + "{" + r.labels + "}"
+}
 
 func (r *Registry) get(name, help, kind string) *Value {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.values[name]; ok {
+	name = r.full(name)
+	r.set.mu.Lock()
+	defer r.set.mu.Unlock()
+	if v, ok := r.set.values[name]; ok {
 		return v
 	}
 	v := &Value{name: name, help: help, kind: kind}
-	r.values[name] = v
+	r.set.values[name] = v
 	return v
 }
 
@@ -71,9 +98,9 @@ func (r *Registry) Gauge(name, help string) *Value { return r.get(name, help, "g
 // Remove forgets the metric called name (a per-connection series whose
 // connection is gone).
 func (r *Registry) Remove(name string) {
-	r.mu.Lock()
-	delete(r.values, name)
-	r.mu.Unlock()
+	r.set.mu.Lock()
+	delete(r.set.values, r.full(name))
+	r.set.mu.Unlock()
 }
 
 // family is a name without its label set.
@@ -84,15 +111,15 @@ func family(name string) string {
 	return name
 }
 
-// Write writes every metric in the text format, sorted by name; a family's
+// Write writes every metric (of every view) in the text format, sorted by name; a family's
 // HELP and TYPE come once, before its first value.
 func (r *Registry) Write(w io.Writer) error {
-	r.mu.Lock()
-	vs := make([]*Value, 0, len(r.values))
-	for _, v := range r.values {
+	r.set.mu.Lock()
+	vs := make([]*Value, 0, len(r.set.values))
+	for _, v := range r.set.values {
 		vs = append(vs, v)
 	}
-	r.mu.Unlock()
+	r.set.mu.Unlock()
 	sort.Slice(vs, func(i, j int) bool {
 		fi, fj := family(vs[i].name), family(vs[j].name)
 		if fi != fj {

@@ -56,3 +56,30 @@ func TestLabels(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestLabelledViews(t *testing.T) {
+	r := NewRegistry()
+	a, b := r.With(`session="a"`), r.With(`session="b"`)
+	a.Counter("ticks_total", "Ticks.").Add(1)
+	b.Counter("ticks_total", "Ticks.").Add(2)
+	b.With(`mode="replay"`).Gauge("clients", "Clients.").Set(3)
+	a.Gauge(`clients{mode="display"}`, "Clients.").Set(4)
+	var out strings.Builder
+	r.Write(&out)
+	want := `# HELP clients Clients.
+# TYPE clients gauge
+clients{mode="display",session="a"} 4
+clients{session="b",mode="replay"} 3
+# HELP ticks_total Ticks.
+# TYPE ticks_total counter
+ticks_total{session="a"} 1
+ticks_total{session="b"} 2
+`
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	b.Remove("ticks_total")
+	if strings.Contains(func() string { var o strings.Builder; r.Write(&o); return o.String() }(), `ticks_total{session="b"}`) {
+		t.Fatal("Remove through a view left the series")
+	}
+}
