@@ -19,10 +19,10 @@ import (
 // liveServer is a `server` process running a live session.
 type liveServer struct {
 	cmd      *exec.Cmd
-	links    map[string]string // role → link (of the last session printed)
+	links    map[string]string            // role → link (of the last session printed)
 	sessions map[string]map[string]string // session id → role → link
-	upstream string            // the session endpoint (for a standalone relay)
-	base     string            // http://host:port of the embedded relay
+	upstream string                       // the session endpoint (for a standalone relay)
+	base     string                       // http://host:port of the embedded relay
 	stderr   *syncBuffer
 	done     chan error
 }

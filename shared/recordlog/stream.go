@@ -19,20 +19,20 @@ import (
 // carry no records and are accepted; a SEAL block ends the stream (Next then
 // returns io.EOF). Push and Next may be called from different goroutines.
 type Stream struct {
-	mu      sync.Mutex
-	wake    chan struct{} // closed and replaced when records arrive or the stream ends
-	recs    []Record
-	head    int
-	bytes   []int // per queued record: its share of block bytes, for Buffered
-	queued  int64
-	tick    uint64 // after the last pushed record
-	step    uint64
-	next    Pos // where the next block must start
+	mu     sync.Mutex
+	wake   chan struct{} // closed and replaced when records arrive or the stream ends
+	recs   []Record
+	head   int
+	bytes  []int // per queued record: its share of block bytes, for Buffered
+	queued int64
+	tick   uint64 // after the last pushed record
+	step   uint64
+	next   Pos // where the next block must start
 	// offKnown: next.Offset is exact (false at a segment's start, whose
 	// header length the stream never sees).
 	offKnown bool
-	end     error // io.EOF after SEAL, or the error Close gave
-	bd      blockDecoder
+	end      error // io.EOF after SEAL, or the error Close gave
+	bd       blockDecoder
 }
 
 // NewStream returns a stream whose first block must start at start: a
