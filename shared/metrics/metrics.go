@@ -2,8 +2,10 @@
 // Prometheus text exposition format (version 0.0.4), so any Prometheus-
 // compatible scraper can read them at /metrics.
 //
-// It is deliberately tiny — named atomic values and a writer — and must not
-// know what the numbers mean: the packages that own them update them.
+// It is deliberately tiny — named atomic values, label sets written into
+// the names (With gives a labelled view, so one process can serve several
+// sessions' figures) and a writer — and must not know what the numbers mean:
+// the packages that own them update them.
 //
 // A name may carry a label set, `relay_clients{mode="display"}`: values of
 // one family (the name before `{`) are written under one HELP and TYPE line.
