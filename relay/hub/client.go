@@ -123,29 +123,7 @@ func (h *Hub) serveClient(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	h.log.Debug().Str("session", id).Uint32("client", m.id).Str("name", hello.Name).Msg("client joined")
 
-	var lim limiter
-	reason := "left"
-	for {
-		msg, b, err := d.ws.Recv(context.Background())
-		if err != nil {
-			reason = err.Error()
-			break
-		}
-		if !lim.allow(time.Now()) {
-			reason = "rate limit"
-			d.fail(wire.CodeLimit, fmt.Sprintf("more than %d messages a second", msgRate))
-			break
-		}
-		if err := s.fromClient(m, msg, b); err != nil {
-			reason = err.Error()
-			var rf *refusal
-			if errors.As(err, &rf) {
-				d.fail(rf.code, rf.text)
-			}
-			break
-		}
-	}
-	s.remove(m, reason)
+	s.readLoop(m, &limiter{}, "left", s.fromClient)
 }
 
 // fromClient handles one message of a direct client.
@@ -229,14 +207,28 @@ func (h *Hub) serveChild(w http.ResponseWriter, r *http.Request) {
 	})
 	defer t.Stop()
 	h.log.Info().Str("session", id).Str("peer", d.ws.Remote()).Msg("child relay joined")
-	reason := "child relay left"
+	s.readLoop(m, nil, "child relay left", s.fromChild)
+}
+
+// readLoop hands every message m's connection receives to handle until the
+// connection ends or handle refuses one (a *refusal is told to the peer),
+// then removes m. lim, if not nil, rate-limits the peer; left is the reason
+// given when the peer just goes.
+func (s *session) readLoop(m *member, lim *limiter, left string, handle func(*member, wire.Message, []byte) error) {
+	d := m.d
+	reason := left
 	for {
 		msg, b, err := d.ws.Recv(context.Background())
 		if err != nil {
 			reason = err.Error()
 			break
 		}
-		if err := s.fromChild(m, msg, b); err != nil {
+		if lim != nil && !lim.allow(time.Now()) {
+			reason = "rate limit"
+			d.fail(wire.CodeLimit, fmt.Sprintf("more than %d messages a second", msgRate))
+			break
+		}
+		if err := handle(m, msg, b); err != nil {
 			reason = err.Error()
 			var rf *refusal
 			if errors.As(err, &rf) {

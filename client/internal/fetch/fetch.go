@@ -57,8 +57,10 @@ type Fetcher struct {
 
 // Open opens the page cache under cacheDir/pages ("" means DefaultCacheDir;
 // cacheBytes 0 means DefaultCacheBytes) and returns a Fetcher for session
-// id at base.
-func Open(base, id, cacheDir string, cacheBytes int64) (*Fetcher, error) {
+// id at base. A non-empty token goes with every request (Authorization:
+// Bearer): a relay holding the key serves a session's files, log and
+// snapshot list only to roles that may replay.
+func Open(base, id, token, cacheDir string, cacheBytes int64) (*Fetcher, error) {
 	if cacheDir == "" {
 		d, err := DefaultCacheDir()
 		if err != nil {
@@ -74,7 +76,7 @@ func Open(base, id, cacheDir string, cacheBytes int64) (*Fetcher, error) {
 		return nil, err
 	}
 	f := &Fetcher{Base: strings.TrimSuffix(base, "/"), Session: id, cacheDir: cacheDir}
-	f.HC = &http.Client{Timeout: 5 * time.Minute, Transport: &counting{rt: http.DefaultTransport, n: &f.received}}
+	f.HC = &http.Client{Timeout: 5 * time.Minute, Transport: &counting{rt: http.DefaultTransport, n: &f.received, token: token}}
 	f.Pages = pageservice.NewClient(f.Base+"/", f.HC)
 	f.Cached = pagecache.NewCachingFetcher(cache, f.Pages)
 	return f, nil
@@ -304,11 +306,6 @@ func (d *Disk) Block(n uint64) ([]byte, error) {
 
 // Fetched counts the blocks read.
 func (d *Disk) Fetched() int { return int(d.fetched.Load()) }
-
-// SetToken makes every request carry the session token (Authorization:
-// Bearer): a relay that holds the key serves a session's files, log and
-// snapshot list only to roles that may replay. Call it before fetching.
-func (f *Fetcher) SetToken(tok string) { f.HC.Transport.(*counting).token = tok }
 
 // counting counts response body bytes (and adds the token, if any).
 type counting struct {

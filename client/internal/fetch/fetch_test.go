@@ -50,7 +50,7 @@ func TestSnapshotThroughTheCache(t *testing.T) {
 	module := []byte("\x00asm fake module")
 	srv, h, want, _ := service(t, module)
 	cache := t.TempDir()
-	f, err := Open(srv.URL, "s", cache, 0)
+	f, err := Open(srv.URL, "s", "", cache, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSnapshotThroughTheCache(t *testing.T) {
 		t.Fatalf("first fetch: %+v, %d bytes", res, f.BytesReceived())
 	}
 	// Another session's client with the same cache fetches no page again.
-	g, err := Open(srv.URL, "s", cache, 0)
+	g, err := Open(srv.URL, "s", "", cache, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestModuleCheckedAndKept(t *testing.T) {
 	module := []byte("\x00asm the module")
 	srv, _, _, gets := service(t, module)
 	cache := t.TempDir()
-	f, err := Open(srv.URL, "s", cache, 0)
+	f, err := Open(srv.URL, "s", "", cache, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func hexOf(h recordlog.ModuleHash) string {
 
 func TestNoDisk(t *testing.T) {
 	srv, _, _, _ := service(t, []byte("m"))
-	f, err := Open(srv.URL, "s", t.TempDir(), 0)
+	f, err := Open(srv.URL, "s", "", t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

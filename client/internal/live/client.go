@@ -135,11 +135,10 @@ func New(o Options) (*Client, error) {
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = 10 * time.Second
 	}
-	f, err := fetch.Open(o.Link.Base, o.Link.Session, o.CacheDir, o.CacheBytes)
+	f, err := fetch.Open(o.Link.Base, o.Link.Session, o.Link.Token, o.CacheDir, o.CacheBytes)
 	if err != nil {
 		return nil, err
 	}
-	f.SetToken(o.Link.Token)
 	c := &Client{o: o, fetch: f, log: o.Log, ctl: modes.New(o.Rules), wake: make(chan struct{}),
 		subs: map[int]chan wire.Message{}, sentMode: wire.ModeDisplay, pins: make(chan wire.Mode, 1)}
 	c.lastSwitch = time.Now()

@@ -83,7 +83,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	local := o.Dir
 	if base, id, ok := parseRemote(o.Dir); ok {
 		var err error
-		if rem, err = fetch.Open(base, id, o.CacheDir, o.CacheBytes); err != nil {
+		if rem, err = fetch.Open(base, id, "", o.CacheDir, o.CacheBytes); err != nil {
 			return nil, err
 		}
 		u, _ := url.Parse(base)
