@@ -274,9 +274,8 @@ func startEmbeddedRelay(ln net.Listener, upstream string, key []byte, reg *metri
 		}
 	}()
 	return func() {
-		// The session has stopped: let its last blocks and its shutdown
-		// Error reach the clients before the relay goes.
-		time.Sleep(100 * time.Millisecond)
+		// The sessions have stopped: let their last blocks and shutdown
+		// Errors reach the clients before the relay goes.
 		h.Drain(2 * time.Second)
 		h.Close()
 		srv.Close()

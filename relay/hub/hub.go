@@ -162,26 +162,45 @@ func (h *Hub) Handler() http.Handler {
 	return mux
 }
 
-// Drain waits until every client's queue is empty, or d passes: an
-// embedding server that stops its session calls it before Close, so the
-// session's last log blocks and its shutdown Error reach everyone.
+// Drain waits until no session is connected upstream any more and every
+// client's queue is empty, or d passes: an embedding server that stops its
+// sessions calls it before Close, so the sessions' last log blocks and
+// their shutdown Errors reach everyone.
 func (h *Hub) Drain(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		h.mu.Lock()
-		busy := false
-		for c := range h.conns {
-			if c.queued() > 0 {
-				busy = true
-				break
-			}
-		}
-		h.mu.Unlock()
-		if !busy {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !h.busy() {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// busy reports whether an upstream is still connected or a queue holds
+// something.
+func (h *Hub) busy() bool {
+	h.mu.Lock()
+	ss := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		ss = append(ss, s)
+	}
+	conns := make([]*down, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		up := s.connected
+		s.mu.Unlock()
+		if up {
+			return true
+		}
+	}
+	for _, c := range conns {
+		if c.queued() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Close drops every connection and stops the sessions.
