@@ -106,7 +106,7 @@ func newInstance(ctx context.Context, e *Engine, cfg Config) (m *Machine, err er
 	m = &Machine{e: e, cfg: cfg, p: cfg.Params}
 	m.dev.init(cfg)
 	if cfg.Mode == Replay {
-		m.src = &peekSource{src: cfg.Source}
+		m.src = newPeekSource(cfg.Source)
 	}
 	alloc := &linmem.Allocator{}
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, machineKey{}, m), alloc)
@@ -469,19 +469,23 @@ func (m *Machine) Close(ctx context.Context) error {
 // peekSource adds one record of lookahead to a RecordSource.
 type peekSource struct {
 	src    RecordSource
+	live   func() bool // the source's Ready, if it has one
 	buf    recordlog.Record
 	bufErr error
 	has    bool
 }
 
+func newPeekSource(src RecordSource) *peekSource {
+	p := &peekSource{src: src}
+	if r, ok := src.(interface{ Ready() bool }); ok {
+		p.live = r.Ready
+	}
+	return p
+}
+
 // ready reports whether peek would return without waiting: always, unless
 // the source says otherwise (a live stream: recordlog.Stream.Ready).
-func (p *peekSource) ready() bool {
-	if r, ok := p.src.(interface{ Ready() bool }); ok && !p.has {
-		return r.Ready()
-	}
-	return true
-}
+func (p *peekSource) ready() bool { return p.has || p.live == nil || p.live() }
 
 func (p *peekSource) peek(ctx context.Context) (recordlog.Record, error) {
 	if !p.has {
