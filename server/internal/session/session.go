@@ -59,9 +59,21 @@ const (
 	// FlushEvery ends a log block every 100 ms while the guest is busy (and
 	// at once after input), so replaying viewers stay close behind.
 	FlushEvery = 6
-	// InputRate and InputBurst limit each user's input events.
-	InputRate  = 200
-	InputBurst = 400
+	// InputRate and InputBurst limit each user's input events;
+	// TokenInputRate all the connections of one link together.
+	InputRate      = 200
+	InputBurst     = 400
+	TokenInputRate = 600
+	// JoinRate and JoinBurst limit how fast one link joins (a room full of
+	// people opening a shared display link gets in; a script is slowed).
+	JoinRate  = 10
+	JoinBurst = 100
+	// MaxConnsPerLink bounds the connections open at once with one link;
+	// links that type are personal, so theirs is smaller.
+	MaxConnsPerLink       = 2000
+	MaxConnsPerTypingLink = 64
+	// maxTokens bounds the per-link table (only signed links enter it).
+	maxTokens = 4096
 	// HelloTimeout is how long a relay may take to say Hello.
 	HelloTimeout = 10 * time.Second
 	// PointerEvery is the fastest Presence goes out for pointer moves.
@@ -125,8 +137,10 @@ type Session struct {
 	mu        sync.Mutex
 	relays    map[*relay]struct{}
 	clients   map[target]*client
+	users     map[uint16]*client   // present users by number
+	tokens    map[string]*tokenUse // limits per link
 	arb       *control.Arbiter
-	nextUser  uint16
+	nextUser  uint16                 // the highest user number given out (for live.json)
 	announce  *wire.SnapshotAnnounce // the newest published snapshot
 	backlog   []logEntry             // blocks since announce (encoded LogBlocks)
 	backlogB  int
@@ -169,7 +183,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		publish: make(chan recorder.Snapshot, 4),
 		done:    make(chan struct{}),
 		relays:  map[*relay]struct{}{},
-		clients: map[target]*client{},
+		clients: map[target]*client{}, users: map[uint16]*client{}, tokens: map[string]*tokenUse{},
 		waiters: map[target]bool{},
 		arb:     control.New(control.Options{Mode: controlMode(o.Exclusive)}),
 	}
@@ -501,6 +515,7 @@ func (s *Session) Stats() Stats {
 type sessionMetrics struct {
 	relays, display, dual, replay                *metrics.Value
 	encodes, displayBytes, refused, snapFailures *metrics.Value
+	joinRefused                                  *metrics.Value
 }
 
 func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
@@ -516,6 +531,7 @@ func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
 		displayBytes: r.Counter("replaydesk_display_bytes_total", "Display tile bytes encoded."),
 		refused:      r.Counter("replaydesk_input_refused_total", "Input messages refused."),
 		snapFailures: r.Counter("replaydesk_snapshot_failures_total", "Snapshots that failed or could not be published."),
+		joinRefused:  r.Counter("replaydesk_joins_refused_total", "Hellos refused for a limit (per link, or a full session)."),
 	}
 }
 
