@@ -2,8 +2,11 @@ package session
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,5 +176,50 @@ func TestInputBudgetIsPerLink(t *testing.T) {
 	accepted = conns*2 - refused
 	if accepted*(InputBurst/4) > 2*TokenInputRate {
 		t.Fatalf("%d events accepted from one link within its burst of %d", accepted*(InputBurst/4), 2*TokenInputRate)
+	}
+}
+
+// Finding 8 of issue 9: the session endpoint (loopback) served the log,
+// files and pages to anyone who could connect. Every path needs a token of
+// a relay or a role that may replay, for this session.
+func TestSessionEndpointNeedsAToken(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "closed"), -1)
+	id := h.s.ID()
+	other := token.Sign([]byte("another key, another server....."), token.Claims{Session: id, Role: token.RoleRelay, Expiry: time.Now().Add(time.Hour)})
+	paths := []string{"/sessions/" + id + "/files/session.json", "/sessions/" + id + "/log/", "/sessions/" + id + "/snapshots",
+		"/pages/" + strings.Repeat("0", 64), "/manifests/" + strings.Repeat("0", 64)}
+	cases := []struct {
+		name string
+		tok  string
+		want int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"another server's token", other, http.StatusUnauthorized},
+		{"a display link", sign(token.RoleDisplay, id, time.Hour), http.StatusForbidden},
+		{"expired", sign(token.RoleRelay, id, -time.Minute), http.StatusUnauthorized},
+	}
+	for _, path := range paths {
+		for _, tc := range cases {
+			r, err := h.get(path, tc.tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			if r.StatusCode != tc.want || len(body) == 0 {
+				t.Errorf("%s with %s: %s %q, want %d with a reason", path, tc.name, r.Status, body, tc.want)
+			}
+		}
+	}
+	// Another session's token does not open this session's files.
+	if r, _ := h.get("/sessions/"+id+"/log/", sign(token.RoleRelay, "elsewhere", time.Hour)); r.StatusCode != http.StatusForbidden {
+		t.Errorf("another session's token: %s", r.Status)
+	}
+	for _, role := range []string{token.RoleRelay, token.RoleViewer, token.RoleOwner} {
+		r, err := h.get("/sessions/"+id+"/files/session.json", sign(role, id, time.Hour))
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("%s token: %v %v", role, err, r.Status)
+		}
+		r.Body.Close()
 	}
 }

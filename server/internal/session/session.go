@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,7 @@ import (
 	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
 	"replaydesk/shared/recordlog"
+	"replaydesk/shared/token"
 	"replaydesk/shared/wire"
 )
 
@@ -291,8 +293,41 @@ func (s *Session) Close() (*recorder.Result, error) {
 func (s *Session) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", s.serveUpstream)
-	mux.Handle("/", s.files.Handler())
+	mux.Handle("/", s.needToken(s.files.Handler()))
 	return mux
+}
+
+// needToken guards the session's files, log, snapshot list and pages on
+// the session endpoint. It listens on loopback only, but every local user
+// could otherwise read every keystroke from the log: a request needs
+// "Authorization: Bearer" with a token this server signed, of a relay or a
+// role that may replay, and for a session's own paths, of that session.
+// Pages and manifests are shared by the sessions of one store (and named
+// by their hashes), so any of this server's sessions' tokens will do there.
+func (s *Session) needToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "the session endpoint needs a token (Authorization: Bearer TOKEN): a relay's, or one that may replay", http.StatusUnauthorized)
+			return
+		}
+		c, err := token.Verify(s.o.Key, tok, s.o.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if c.Role == token.RoleDisplay {
+			http.Error(w, "display viewers receive pixels only: a session's log and snapshots need a role that may replay", http.StatusForbidden)
+			return
+		}
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/sessions/"); ok {
+			if id, _, _ := strings.Cut(rest, "/"); id != c.Session {
+				http.Error(w, "the token is for session "+c.Session+", not "+id, http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // onReady runs on the recorder's goroutine before the first tick: the

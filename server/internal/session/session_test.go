@@ -82,6 +82,27 @@ func startWith(t testing.TB, dir string, snapEvery time.Duration, change func(*O
 	return h
 }
 
+// get GETs path from the session endpoint with tok ("" for none).
+func (h *harness) get(path, tok string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", h.srv.URL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// bearer is a transport that sends tok with every request.
+type bearer string
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 func (h *harness) stop() {
 	h.srv.Close()
 	h.s.Close()
@@ -398,7 +419,7 @@ func TestDualRequestGetsAFreshSnapshot(t *testing.T) {
 	if a.Number != 1 || a.Tick == 0 {
 		t.Fatalf("announce %+v", a)
 	}
-	resp, err := http.Get(fmt.Sprintf("%s/manifests/%x", h.srv.URL, a.ManifestHash))
+	resp, err := h.get(fmt.Sprintf("/manifests/%x", a.ManifestHash), sign(token.RoleRelay, h.s.ID(), time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +450,7 @@ func TestDualRequestGetsAFreshSnapshot(t *testing.T) {
 		t.Fatal("a late relay got another snapshot")
 	}
 	for _, f := range []string{"session.json", "module.wasm"} {
-		r, err := http.Get(h.srv.URL + "/sessions/" + h.s.ID() + "/files/" + f)
+		r, err := h.get("/sessions/"+h.s.ID()+"/files/"+f, sign(token.RoleViewer, h.s.ID(), time.Hour))
 		if err != nil || r.StatusCode != 200 {
 			t.Fatalf("GET %s: %v %v", f, err, r.Status)
 		}
@@ -649,7 +670,7 @@ func TestAReplayerFollowsTheLiveSession(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	pc := pageservice.NewClient(h.srv.URL, nil)
+	pc := pageservice.NewClient(h.srv.URL, &http.Client{Transport: bearer(sign(token.RoleRelay, h.s.ID(), time.Hour))})
 	m, err := pc.Manifest(ctx, a.ManifestHash)
 	if err != nil {
 		t.Fatal(err)
