@@ -332,6 +332,16 @@ func TestExitCodes(t *testing.T) {
 		runAll(t, serverBin, withReady("upstream:", []tc{
 			{name: "ok: restart", code: 0,
 				setup: func(t *testing.T) ([]string, []string) { return restart(copyOf(live)), nil }},
+			{name: "ok: restart after a torn tail, cut and logged", code: 0, want: []string{"torn tail"},
+				setup: func(t *testing.T) ([]string, []string) {
+					dir := copyOf(live)
+					blocks := logBlocks(t, dir)
+					last := blocks[len(blocks)-1]
+					if err := os.Truncate(segPath(dir, last.pos.Segment), last.pos.Offset+int64(last.len)-3); err != nil {
+						t.Fatal(err)
+					}
+					return restart(dir), []string{fmt.Sprintf(`"offset":%d`, last.pos.Offset), fmt.Sprintf(`"bytes":%d`, last.len-3)}
+				}},
 			{name: "bad usage: unknown flag", setup: fixed("--no-such-flag"), code: 1, want: []string{"no-such-flag"}},
 			{name: "bad usage: bad value", setup: fixed("--control", "bogus"), code: 1, want: []string{"--control"}},
 			{name: "bad usage: unknown command", setup: fixed("rekord"), code: 1, want: []string{"unknown command"}},
