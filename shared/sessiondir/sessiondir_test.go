@@ -136,4 +136,3 @@ func TestVerify(t *testing.T) {
 		corrupt(t, err, "snapshot 2's log position")
 	})
 }
-
