@@ -24,8 +24,6 @@ import (
 	"replaydesk/shared/cli"
 	"replaydesk/shared/inputscript"
 	"replaydesk/shared/machine"
-	"replaydesk/shared/recordlog"
-	"replaydesk/shared/snapshot"
 	"replaydesk/shared/wire"
 
 	"github.com/rs/zerolog"
@@ -48,7 +46,7 @@ func main() {
 }
 
 func liveCmd(ctx context.Context, args []string) {
-	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	mode := fs.String("mode", "auto", "auto (the mode controller decides), display or replay (pinned)")
 	headless := fs.Bool("headless", false, "no local browser view (benchmarks with many clients)")
 	statsPath := fs.String("stats", "", "write one JSON line of statistics a second to this file")
@@ -59,14 +57,14 @@ func liveCmd(ctx context.Context, args []string) {
 	noOpen := fs.Bool("no-open", false, "print the local view's URL without opening a browser")
 	input := fs.String("input", "", "send this input script (JSON Lines, as `server record --input`) as live input, timed from joining")
 	level := fs.String("log-level", "info", "log level")
-	fs.Parse(args)
+	cli.Parse(fs, args)
 	rest := fs.Args()
 	if len(rest) == 0 {
 		fmt.Fprintln(os.Stderr, "usage: client URL [flags]")
 		os.Exit(cli.ExitError)
 	}
 	link := rest[0]
-	fs.Parse(rest[1:]) // flags after the URL too
+	cli.Parse(fs, rest[1:]) // flags after the URL too
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unexpected arguments: %v", fs.Args()))
@@ -139,7 +137,7 @@ func openBrowser(url string, log zerolog.Logger) {
 }
 
 func replayCmd(ctx context.Context, args []string) {
-	fs := flag.NewFlagSet("client replay", flag.ExitOnError)
+	fs := flag.NewFlagSet("client replay", flag.ContinueOnError)
 	from := fs.Int("from-snapshot", 0, "start at snapshot N (1 is the first) instead of the beginning")
 	lazy := fs.Bool("lazy", false, "with --from-snapshot, fill memory on first touch (userfaultfd page server) instead of copying it first")
 	readahead := fs.Int("readahead", machine.DefaultReadahead, "with --lazy, pages filled after each faulting page")
@@ -149,14 +147,14 @@ func replayCmd(ctx context.Context, args []string) {
 	cacheDir := fs.String("cache-dir", "", "for a session URL: where mirrored sessions and the page cache live (default: the user cache directory)")
 	level := fs.String("log-level", "info", "log level")
 	// Accept flags before and after DIR.
-	fs.Parse(args)
+	cli.Parse(fs, args)
 	rest := fs.Args()
 	if len(rest) == 0 {
 		fmt.Fprintln(os.Stderr, "usage: client replay DIR|http://HOST/sessions/ID [--from-snapshot N [--lazy]] [--frames OUTDIR --every K]")
 		os.Exit(cli.ExitError)
 	}
 	dir := rest[0]
-	fs.Parse(rest[1:])
+	cli.Parse(fs, rest[1:])
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unexpected arguments: %v", fs.Args()))
@@ -171,16 +169,13 @@ func replayCmd(ctx context.Context, args []string) {
 	}
 	res, err := replayer.Run(ctx, opt)
 	if err != nil {
-		code := cli.ExitError
-		var ce *recordlog.CorruptError
-		var lm *recordlog.ModuleMismatchError
-		var sm *snapshot.ModuleMismatchError
-		if errors.As(err, &ce) || errors.As(err, &lm) || errors.As(err, &sm) ||
-			errors.Is(err, recordlog.ErrUnsealed) || errors.Is(err, snapshot.ErrCorrupt) {
-			code = cli.ExitCorrupt
-		}
 		if res != nil {
 			cli.PrintJSON(res)
+		}
+		code := cli.ExitCode(err) // a corrupt, truncated or foreign log or snapshot: 2
+		var dv *machine.Divergence
+		if errors.As(err, &dv) {
+			code = cli.ExitDivergence
 		}
 		cli.Fail(log, code, err)
 	}

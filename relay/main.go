@@ -29,7 +29,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fs := flag.NewFlagSet("relay", flag.ExitOnError)
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	upstream := fs.String("upstream", "", "base URL of the server or parent relay, e.g. http://127.0.0.1:8080 (required)")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to serve clients on")
 	keyFile := fs.String("key-file", "", "the server's token key file (raw, as the server writes it, or hex); clients' tokens are checked here")
@@ -40,7 +40,7 @@ func main() {
 	maxClients := fs.Int("max-clients", 5000, "most downstream connections")
 	cacheDir := fs.String("cache-dir", "", "keep cached pages on disk here too (default: memory only)")
 	level := fs.String("log-level", "info", "log level")
-	fs.Parse(os.Args[1:])
+	cli.Parse(fs, os.Args[1:]) // a bad flag exits 1 (bad usage), not flag's 2
 	log := cli.Logger(*level)
 	if *upstream == "" || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: relay --upstream http://HOST:PORT [--listen ADDR] [--key-file F | --key HEX] [--token T] [--allow-origin P]... [--max-clients N] [--cache-dir DIR]")

@@ -37,6 +37,7 @@ import (
 	"replaydesk/shared/machine"
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/pagestore"
+	"replaydesk/shared/sessiondir"
 	"replaydesk/shared/token"
 	"replaydesk/web"
 )
@@ -62,7 +63,7 @@ func main() {
 }
 
 func recordCmd(ctx context.Context, args []string) {
-	fs := flag.NewFlagSet("server record", flag.ExitOnError)
+	fs := flag.NewFlagSet("server record", flag.ContinueOnError)
 	image := fs.String("image", "testcard", "guest image to record: "+strings.Join(images.Names(), ", "))
 	duration := fs.Duration("duration", 30*time.Second, "virtual time to record")
 	input := fs.String("input", "", "input script (JSON Lines); empty: no scripted input")
@@ -75,7 +76,7 @@ func recordCmd(ctx context.Context, args []string) {
 	checkpoint := fs.Uint64("checkpoint-every", 0, "ticks between framebuffer checkpoints (0: the default, 60)")
 	console := fs.Bool("console", false, "copy the guest's console to stderr")
 	level := fs.String("log-level", "info", "log level")
-	fs.Parse(args)
+	cli.Parse(fs, args)
 	log := cli.Logger(*level)
 	if *out == "" || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: server record --image NAME --duration 30s [--input FILE] --out DIR")
@@ -113,7 +114,7 @@ func recordCmd(ctx context.Context, args []string) {
 	}
 	res, err := recorder.Run(ctx, opt)
 	if err != nil {
-		cli.Fail(log, cli.ExitError, err)
+		cli.Fail(log, exitCode(err), err)
 	}
 	log.Info().Str("out", res.Out).Uint64("steps", res.Steps).Int64("log_bytes", res.LogBytes).Msg("recorded")
 	cli.PrintJSON(res)
@@ -124,7 +125,7 @@ func recordCmd(ctx context.Context, args []string) {
 // relay endpoint on a loopback port of its own, and the embedded relay on
 // --listen with one link per role.
 func serveCmd(ctx context.Context, args []string) {
-	fs := flag.NewFlagSet("server", flag.ExitOnError)
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
 	image := fs.String("image", "desk", "guest image to run, or several comma-separated (one session each): "+strings.Join(images.Names(), ", "))
 	data := fs.String("data", "", "session directory: recorded into, or continued if it already holds a session; with several images, the directory holding one per image (default: a new one under the user cache directory)")
@@ -132,7 +133,7 @@ func serveCmd(ctx context.Context, args []string) {
 	controlMode := fs.String("control", "shared", "control mode: shared (owners and controllers type at once) or exclusive (one holder; request, grant, revoke)")
 	keyFile := fs.String("key-file", "", "token signing key (created if missing); default: a new key each run, so old links stop working")
 	level := fs.String("log-level", "info", "log level")
-	fs.Parse(args)
+	cli.Parse(fs, args)
 	log := cli.Logger(*level)
 	if fs.NArg() > 0 {
 		cli.Fail(log, cli.ExitError, fmt.Errorf("unknown command %q (commands: record, serve, end; no command runs the server)", fs.Arg(0)))
@@ -188,12 +189,15 @@ func serveCmd(ctx context.Context, args []string) {
 			sdir = filepath.Join(dir, img.Name)
 			sreg = reg.With(`session="` + img.Name + `"`)
 		}
+		if err := verifyToContinue(sdir); err != nil {
+			cli.Fail(log, exitCode(err), err)
+		}
 		sess, err := session.Open(ctx, session.Options{
 			Image: img, Dir: sdir, Key: key, Store: store, Lossless: *displayMode == "lossless",
 			Exclusive: *controlMode == "exclusive", Metrics: sreg, Log: log,
 		})
 		if err != nil {
-			cli.Fail(log, cli.ExitError, err)
+			cli.Fail(log, exitCode(err), err)
 		}
 		h := sess.Handler()
 		imux.Handle("/upstream/"+sess.ID(), h)
@@ -303,19 +307,58 @@ func loadKey(path string) ([]byte, error) {
 }
 
 // endCmd seals stopped live sessions (a stopped session is left open so
-// that `server --data DIR` continues it).
+// that `server --data DIR` continues it). Sealing is for good, so every
+// directory is verified first, snapshots included: a damaged one is refused
+// (exit 2) and nothing is sealed.
 func endCmd(args []string) {
 	log := cli.Logger("info")
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(os.Stderr, "usage: server end SESSION_DIR...")
 		os.Exit(cli.ExitError)
 	}
 	for _, dir := range args {
+		d, err := sessiondir.Open(dir)
+		if err != nil {
+			cli.Fail(log, exitCode(err), err)
+		}
+		sealed, err := d.Verify()
+		if err != nil {
+			cli.Fail(log, exitCode(err), fmt.Errorf("not sealing %s: %w", dir, err))
+		}
+		if sealed {
+			cli.Fail(log, cli.ExitError, fmt.Errorf("%s has already ended (its log is sealed)", dir))
+		}
+	}
+	for _, dir := range args {
 		if err := recorder.Seal(dir); err != nil {
-			cli.Fail(log, cli.ExitError, err)
+			cli.Fail(log, exitCode(err), err)
 		}
 		log.Info().Str("session", dir).Msg("sealed: replay it with: go run ./client replay " + dir)
 	}
+}
+
+// verifyToContinue reads the whole log of a session directory the server is
+// about to continue (nothing to do for a new one): the restart replays only
+// from the newest snapshot, and damage before it must not go unnoticed.
+func verifyToContinue(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "session.json")); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	d, err := sessiondir.Open(dir)
+	if err != nil {
+		return err
+	}
+	_, err = d.VerifyLog()
+	return err
+}
+
+// exitCode is shared/cli's contract for err, a divergence included.
+func exitCode(err error) int {
+	var dv *machine.Divergence
+	if errors.As(err, &dv) {
+		return cli.ExitDivergence
+	}
+	return cli.ExitCode(err)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {
@@ -328,11 +371,11 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 // files, log segments and snapshot pages (the page service), for
 // `client replay http://ADDR/sessions/ID`.
 func serveSessionsCmd(ctx context.Context, args []string) {
-	fs := flag.NewFlagSet("server serve", flag.ExitOnError)
+	fs := flag.NewFlagSet("server serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
 	storeDir := fs.String("store", "", "page store directory (default: under the user cache directory)")
 	level := fs.String("log-level", "info", "log level")
-	fs.Parse(args)
+	cli.Parse(fs, args)
 	log := cli.Logger(*level)
 	if fs.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: server serve [--listen ADDR] [--store DIR] SESSION_DIR...")
@@ -353,9 +396,22 @@ func serveSessionsCmd(ctx context.Context, args []string) {
 	var ids []string
 	for _, dir := range fs.Args() {
 		t0 := time.Now()
+		// Replayers check what they fetch, but a session served damaged
+		// would fail every one of them: refuse it here (exit 2).
+		d, err := sessiondir.Open(dir)
+		if err != nil {
+			cli.Fail(log, exitCode(err), err)
+		}
+		sealed, err := d.VerifyLog() // the snapshots are read (and checked) by Add
+		if err != nil {
+			cli.Fail(log, exitCode(err), fmt.Errorf("not serving %s: %w", dir, err))
+		}
+		if !sealed {
+			log.Warn().Str("dir", dir).Msg("the session's log is not sealed (a stopped live session?): replays end with exit 2; seal it with `server end`")
+		}
 		id, err := srv.Add(dir)
 		if err != nil {
-			cli.Fail(log, cli.ExitError, err)
+			cli.Fail(log, exitCode(err), err)
 		}
 		log.Info().Str("session", id).Str("dir", dir).Dur("publish", time.Since(t0)).Msg("published")
 		ids = append(ids, id)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // benchRecords is a mix like a busy machine's: steps, idles, calls with
@@ -77,4 +80,36 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkResumeTornLargeBlock is the worst case of telling a torn tail
+// from a damaged length: the last block, of nearly 8 MiB of incompressible
+// data, torn one byte short, so every shorter length is tried.
+func BenchmarkResumeTornLargeBlock(b *testing.B) {
+	src := b.TempDir()
+	w, err := Create(src, Header{ModuleHash: testHash(8)}, WriterOptions{})
+	mustNil(b, err)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 7; i++ {
+		d := make([]byte, MaxData)
+		for j := range d {
+			d[j] = byte(rng.Uint32())
+		}
+		mustNil(b, w.Append(Record{Kind: KindCall, Fn: 1, Data: d}))
+	}
+	mustNil(b, w.Detach())
+	path := segFiles(b, src)[0]
+	full, err := os.ReadFile(path)
+	mustNil(b, err)
+	nop := zerolog.Nop()
+	b.SetBytes(int64(len(full)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		mustNil(b, os.WriteFile(path, full[:len(full)-1], 0o666))
+		b.StartTimer()
+		w, err := Resume(src, testHash(8), WriterOptions{Log: &nop})
+		mustNil(b, err)
+		w.Detach()
+	}
 }

@@ -318,6 +318,17 @@ func (r *Reader) advance() (stall, err error) {
 		// A writer only creates the next segment after finishing this one,
 		// so once the next file exists, this one is final: read it again.
 		if !r.nextExists() {
+			if !r.opt.Follow && len(b) >= blockHeaderLen {
+				// The file ends before the block's length says. A crash
+				// mid-append leaves a prefix of a block; a complete block
+				// whose length was damaged leaves the whole block. Tell them
+				// apart before anyone cuts it off as a torn tail.
+				if l, ok := r.completeBlockIn(b); ok {
+					return nil, r.corrupt(off, fmt.Sprintf(
+						"block length says %d bytes, past the end of the file, but the %d bytes there hold a complete %d-byte block: its length is damaged (not a torn tail)",
+						binary.LittleEndian.Uint32(b), len(b)-blockHeaderLen, l))
+				}
+			}
 			return &UnsealedError{Segment: r.cur.seg, File: r.cur.path, Offset: off, Torn: len(b) > 0}, nil
 		}
 		if b, complete, err = r.block(off); err != nil {
@@ -388,6 +399,55 @@ func (r *Reader) advance() (stall, err error) {
 		}
 	}
 	return nil, nil
+}
+
+// completeBlockIn reports whether b (a block header and every byte the file
+// holds after it, fewer than its length says) starts with a complete, valid
+// block under another length: one whose checksum matches and whose payload
+// decodes exactly, starting where the reader is. It returns that length.
+// Requiring the payload to decode too, not only the CRC to match, keeps a
+// genuinely torn block from passing for a damaged one by chance.
+func (r *Reader) completeBlockIn(b []byte) (int, bool) {
+	flags := b[4]
+	want := binary.LittleEndian.Uint32(b[5:])
+	stored := b[blockHeaderLen:]
+	c := crc32.Update(0, castagnoli, b[4:5])
+	for l := 0; ; l++ {
+		if c == want && r.validBlock(flags, stored[:l]) {
+			return l, true
+		}
+		if l == len(stored) {
+			return 0, false
+		}
+		c = crc32.Update(c, castagnoli, stored[l:l+1])
+	}
+}
+
+// validBlock reports whether stored, under flags, is a block the reader
+// would accept at its current position (checksum aside).
+func (r *Reader) validBlock(flags byte, stored []byte) bool {
+	if len(stored) == 0 {
+		return flags&(flagSeal|flagNext) != 0 && flags&flagCompressed == 0
+	}
+	p := stored
+	if flags&flagCompressed != 0 {
+		var err error
+		if p, err = inflate(stored); err != nil {
+			return false
+		}
+	}
+	var bd blockDecoder
+	tick, step, err := bd.init(p)
+	if err != nil || tick != r.tick || step != r.step {
+		return false
+	}
+	var rec Record
+	for bd.left > 0 {
+		if bd.next(&rec) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // block returns the block at off, whole when complete; an incomplete one is

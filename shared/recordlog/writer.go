@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 )
 
 // DefaultSegmentBytes is the segment size used when WriterOptions leaves it 0.
@@ -33,6 +36,10 @@ type WriterOptions struct {
 	// exactly as in the file, valid only during the call: a live server
 	// streams them to its viewers (Stream is the other end).
 	OnBlock func(pos Pos, block []byte)
+	// Log receives Resume's warnings about the bytes it cuts off (a torn
+	// tail); nil means zerolog's global logger, so nothing is dropped
+	// without a word.
+	Log *zerolog.Logger
 }
 
 // Writer appends records to a log. It is not safe for concurrent use.
@@ -316,8 +323,11 @@ func (w *Writer) Step() uint64 { return w.step }
 // Resume reopens an unsealed log for appending, after a crash: a torn block
 // at the end of the last segment is cut off (as is a last segment whose
 // header was torn while rolling), and appending continues after the last
-// complete block. A sealed log gives ErrSealed; damage anywhere but the torn
-// tail gives the reader's error (*CorruptError, *ModuleMismatchError).
+// complete block; what is cut is logged (WriterOptions.Log) with its file,
+// offset and size. A block that is complete but whose length field was
+// damaged to point past the end is not a torn tail: it is a *CorruptError
+// and nothing is cut. A sealed log gives ErrSealed; damage anywhere but the
+// torn tail gives the reader's error (*CorruptError, *ModuleMismatchError).
 //
 // Only the last segment's blocks are decoded (to recover tick and step);
 // earlier segments are trusted as far as their headers. The caller must make
@@ -390,9 +400,16 @@ func Resume(dir string, want ModuleHash, opt WriterOptions) (*Writer, error) {
 	if r.nextSeg {
 		// The crash came between the NEXT block and a complete next segment.
 		if tornLast {
-			if err := os.Remove(filepath.Join(dir, SegmentName(r.cur.seg+1))); err != nil {
+			torn := filepath.Join(dir, SegmentName(r.cur.seg+1))
+			fi, err := os.Stat(torn)
+			if err != nil {
 				return nil, err
 			}
+			if err := os.Remove(torn); err != nil {
+				return nil, err
+			}
+			opt.logger().Warn().Str("file", torn).Uint32("segment", r.cur.seg+1).Int64("bytes", fi.Size()).
+				Msg("record log: removed a segment whose header was torn by a crash while rolling (no record lost)")
 		}
 		w.total += r.off
 		if err := w.startSegment(r.cur.seg + 1); err != nil {
@@ -410,6 +427,16 @@ func Resume(dir string, want ModuleHash, opt WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	// r.off is the end of the last complete block: cut a torn one off.
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if cut := fi.Size() - r.off; cut > 0 {
+		opt.logger().Warn().Str("file", r.cur.path).Uint32("segment", r.cur.seg).Int64("offset", r.off).
+			Int64("bytes", cut).Uint64("tick", r.tick).
+			Msg("record log: cutting off a torn tail (a block a crash left incomplete)")
+	}
 	if err := f.Truncate(r.off); err == nil {
 		_, err = f.Seek(r.off, io.SeekStart)
 	}
@@ -423,6 +450,13 @@ func Resume(dir string, want ModuleHash, opt WriterOptions) (*Writer, error) {
 	w.f, w.off = f, r.off
 	w.total += r.off
 	return w, nil
+}
+
+func (o *WriterOptions) logger() *zerolog.Logger {
+	if o.Log != nil {
+		return o.Log
+	}
+	return &zlog.Logger
 }
 
 // listSegments returns the segment numbers in dir, sorted.

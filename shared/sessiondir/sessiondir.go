@@ -13,11 +13,13 @@
 package sessiondir
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -127,23 +129,23 @@ func open(path string, withDisk bool) (*Dir, error) {
 	}
 	d := &Dir{Path: path}
 	if err := json.Unmarshal(b, &d.Meta); err != nil {
-		return nil, fmt.Errorf("%s/session.json: %w", path, err)
+		return nil, corrupt(err, "%s/session.json: %v", path, err)
 	}
 	if d.Meta.Format != FormatVersion {
-		return nil, fmt.Errorf("%s: session format %d, this build reads %d", path, d.Meta.Format, FormatVersion)
+		return nil, corrupt(nil, "%s: session format %d, this build reads %d", path, d.Meta.Format, FormatVersion)
 	}
-	if d.Module, err = os.ReadFile(filepath.Join(path, "module.wasm")); err != nil {
+	if d.Module, err = readPart(filepath.Join(path, "module.wasm")); err != nil {
 		return nil, err
 	}
 	if got := hexSum(d.Module); got != d.Meta.ModuleSHA256 {
-		return nil, fmt.Errorf("%s/module.wasm has SHA-256 %s, session.json says %s", path, got, d.Meta.ModuleSHA256)
+		return nil, corrupt(nil, "%s/module.wasm has SHA-256 %s, session.json says %s", path, got, d.Meta.ModuleSHA256)
 	}
 	if d.Meta.DiskSHA256 != "" && withDisk {
-		if d.Disk, err = os.ReadFile(filepath.Join(path, "disk.img")); err != nil {
+		if d.Disk, err = readPart(filepath.Join(path, "disk.img")); err != nil {
 			return nil, err
 		}
 		if got := hexSum(d.Disk); got != d.Meta.DiskSHA256 {
-			return nil, fmt.Errorf("%s/disk.img has SHA-256 %s, session.json says %s", path, got, d.Meta.DiskSHA256)
+			return nil, corrupt(nil, "%s/disk.img has SHA-256 %s, session.json says %s", path, got, d.Meta.DiskSHA256)
 		}
 	}
 	return d, nil
@@ -175,17 +177,120 @@ func (d *Dir) Snapshot(n int) (*snapshot.Snapshot, SnapshotInfo, error) {
 		return nil, SnapshotInfo{}, fmt.Errorf("%s has %d snapshots; there is no snapshot %d", d.Path, len(d.Meta.Snapshots), n)
 	}
 	info := d.Meta.Snapshots[n-1]
-	s, err := snapshot.ReadFile(filepath.Join(d.Path, info.File), d.ModuleHash())
+	path := filepath.Join(d.Path, info.File)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, info, corrupt(err, "%s: snapshot %d (%s) is indexed in session.json but missing", d.Path, n, info.File)
+	}
+	s, err := snapshot.ReadFile(path, d.ModuleHash())
 	if err != nil {
 		return nil, info, err
 	}
 	for _, p := range info.WorkingSet {
 		if uint64(p) >= uint64(len(s.Memory)/snapshot.PageSize) {
-			return nil, info, fmt.Errorf("%s: snapshot %d's working set names page %d, beyond its memory", d.Path, n, p)
+			return nil, info, corrupt(nil, "%s: snapshot %d's working set names page %d, beyond its memory", d.Path, n, p)
 		}
 	}
 	if s.Tick != info.Tick || s.Step != info.Step || s.LogPos != info.LogPos {
-		return nil, info, fmt.Errorf("%s: snapshot %d does not match its index entry", d.Path, n)
+		return nil, info, corrupt(nil, "%s: snapshot %d does not match its index entry", d.Path, n)
 	}
 	return s, info, nil
+}
+
+// CorruptError is a session directory whose files disagree with its index
+// (session.json) or are missing from it: the log or snapshots it holds
+// cannot be trusted. Its Corrupt method makes commands exit with
+// shared/cli's ExitCorrupt.
+type CorruptError struct {
+	Msg string
+	Err error // the underlying error, if any
+}
+
+func (e *CorruptError) Error() string { return e.Msg }
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Corrupt reports true (shared/cli's exit codes).
+func (e *CorruptError) Corrupt() bool { return true }
+
+func corrupt(err error, format string, a ...any) error {
+	return &CorruptError{Msg: fmt.Sprintf(format, a...), Err: err}
+}
+
+// readPart reads one of the directory's own files: a missing one means an
+// incomplete (corrupt) session directory, not a bad argument.
+func readPart(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, corrupt(err, "%s is missing from its session directory", path)
+	}
+	return b, err
+}
+
+// Verify checks everything the directory holds before a command changes it
+// for good (server end seals it) or publishes it (server serve): every
+// snapshot is read and checked against its index, its log position must be
+// a block boundary of the log, and the whole log is read. sealed tells
+// whether the log has its SEAL block; an unsealed log (a stopped live
+// session, even with a torn tail a crash left) is not an error here. The
+// first problem is returned, as the package's, recordlog's or snapshot's
+// error, all of them Corrupters for shared/cli.
+func (d *Dir) Verify() (sealed bool, err error) {
+	for n := 1; n <= len(d.Meta.Snapshots); n++ {
+		_, info, err := d.Snapshot(n)
+		if err != nil {
+			return false, err
+		}
+		if err := d.checkLogPos(n, info.LogPos); err != nil {
+			return false, err
+		}
+	}
+	return d.VerifyLog()
+}
+
+// VerifyLog reads the whole log (every block's checksum and records): it is
+// cheap next to the snapshots, and a restart checks it so that damage before
+// the newest snapshot, which the restart does not replay, is found too.
+func (d *Dir) VerifyLog() (sealed bool, err error) {
+	r, err := recordlog.Open(d.LogDir(), d.ModuleHash(), recordlog.ReaderOptions{})
+	if err != nil {
+		return false, d.logErr(err)
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next(context.Background())
+		switch {
+		case err == nil:
+		case err == io.EOF:
+			return true, nil
+		case errors.Is(err, recordlog.ErrUnsealed):
+			return false, nil
+		default:
+			return false, d.logErr(err)
+		}
+	}
+}
+
+// logErr names the directory in a log error, and makes a log with no
+// segment at all a corrupt session directory.
+func (d *Dir) logErr(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return corrupt(err, "%s: the record log is missing (%v)", d.Path, err)
+	}
+	return fmt.Errorf("%s: %w", d.Path, err)
+}
+
+// checkLogPos checks that snapshot n's log position starts a block.
+func (d *Dir) checkLogPos(n int, p recordlog.Pos) error {
+	r, err := recordlog.Open(d.LogDir(), d.ModuleHash(), recordlog.ReaderOptions{})
+	if err != nil {
+		return d.logErr(err)
+	}
+	defer r.Close()
+	if err := r.Seek(p); err != nil {
+		return corrupt(err, "%s: snapshot %d's log position is not in the log: %v", d.Path, n, err)
+	}
+	_, err = r.Next(context.Background())
+	if err != nil && err != io.EOF && !errors.Is(err, recordlog.ErrUnsealed) {
+		return fmt.Errorf("%s: snapshot %d's log position: %w", d.Path, n, err)
+	}
+	return nil
 }

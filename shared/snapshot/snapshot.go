@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,7 +55,19 @@ func (e *ModuleMismatchError) Error() string {
 }
 
 // ErrCorrupt wraps every format violation.
-var ErrCorrupt = errors.New("snapshot: corrupt")
+var ErrCorrupt error = corruptError("snapshot: corrupt")
+
+type corruptError string
+
+func (e corruptError) Error() string { return string(e) }
+
+// Corrupt reports true: a command ending on ErrCorrupt exits with the
+// "corrupt, truncated or foreign data" code (shared/cli).
+func (e corruptError) Corrupt() bool { return true }
+
+// Corrupt reports true: a snapshot of another module is foreign data
+// (shared/cli's exit codes).
+func (e *ModuleMismatchError) Corrupt() bool { return true }
 
 func isZero(p []byte) bool {
 	for _, b := range p {
