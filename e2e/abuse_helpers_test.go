@@ -57,6 +57,7 @@ type typist struct {
 	badBlock int   // blocks the log stream refused (a gap, a damaged block)
 	lastErr  error // why the last connection ended
 	typing   atomic.Bool
+	acks     chan string // if set, each newly acknowledged marker (never blocks)
 }
 
 func newTypist(prefix string) *typist {
@@ -215,6 +216,10 @@ func (ty *typist) ack(data []byte, at time.Time) {
 		if _, sent := ty.sent[m]; sent {
 			if _, ok := ty.acked[m]; !ok {
 				ty.acked[m] = at
+				select {
+				case ty.acks <- m:
+				default:
+				}
 			}
 		}
 		ty.mu.Unlock()
@@ -468,4 +473,35 @@ func loggedMarkers(t testing.TB, dir, prefix string) map[string]bool {
 			}
 		}
 	}
+}
+
+// lastBlock reads a session directory's log and returns its last data
+// block's position and the markers with prefix in it.
+func lastBlock(t testing.TB, dir, prefix string) (recordlog.Pos, []string) {
+	t.Helper()
+	var last recordlog.Pos
+	r, err := recordlog.Open(filepath.Join(dir, "log"), recordlog.ModuleHash{}, recordlog.ReaderOptions{
+		OnBlock: func(pos recordlog.Pos, block []byte) {
+			if len(block) > 9 && block[4]&3 == 0 { // a data block, not NEXT or SEAL
+				last = pos
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("open the log: %v", err)
+	}
+	defer r.Close()
+	in := map[int64][]string{}
+	for {
+		rec, err := r.Next(context.Background())
+		if err != nil {
+			break // unsealed: the server is running (or was killed)
+		}
+		if rec.Kind == recordlog.KindCall && rec.Fn == logInputPoll {
+			p := r.BlockPos()
+			k := blockKey(p.Segment, p.Offset)
+			in[k] = append(in[k], findMarkers(rec.Data, prefix)...)
+		}
+	}
+	return last, in[blockKey(last.Segment, last.Offset)]
 }
