@@ -52,6 +52,8 @@ var (
 	ErrRole      = errors.New("token: unknown role")
 )
 
+var b64 = base64.RawURLEncoding.Strict()
+
 // MaxLen bounds a token (wire.MaxToken).
 const MaxLen = 4096
 
@@ -85,14 +87,17 @@ func Verify(key []byte, tok string, now time.Time) (Claims, error) {
 	if !ok {
 		return c, fmt.Errorf("%w: no signature part", ErrMalformed)
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: the last character's unused bits must be zero, so one
+	// signature has exactly one spelling (a changed last character that
+	// decodes to the same bytes is a different token, and refused).
+	got, err := b64.DecodeString(sig)
 	if err != nil {
 		return c, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
 	}
 	if !hmac.Equal(got, mac(key, p)) {
 		return c, ErrSignature
 	}
-	body, err := base64.RawURLEncoding.DecodeString(p)
+	body, err := b64.DecodeString(p)
 	if err != nil {
 		return c, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}

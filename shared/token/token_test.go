@@ -42,6 +42,33 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
+// TestOneSpellingPerToken: a signature's last base64 character carries
+// unused bits, so several characters decode to the same bytes. Only the
+// canonical one is accepted: a link that differs from the issued one in any
+// character is not the issued token.
+func TestOneSpellingPerToken(t *testing.T) {
+	key := NewKey()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	tok := Sign(key, Claims{Session: "desk", Role: RoleDisplay, Expiry: now.Add(time.Hour)})
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	accepted := 0
+	for _, pos := range []int{len(tok) - 1, strings.IndexByte(tok, '.') - 1} {
+		for _, ch := range []byte(alphabet) {
+			b := []byte(tok)
+			b[pos] = ch
+			if _, err := Verify(key, string(b), now); err == nil {
+				accepted++
+				if string(b) != tok {
+					t.Errorf("position %d changed to %q still verifies", pos, ch)
+				}
+			}
+		}
+	}
+	if accepted != 2 { // the original, once per position tried
+		t.Fatalf("%d spellings verified, want exactly the original twice", accepted)
+	}
+}
+
 func FuzzVerify(f *testing.F) {
 	key := []byte("fuzz key")
 	f.Add(Sign(key, Claims{Session: "s", Role: RoleOwner, Expiry: time.Unix(2e9, 0)}))
@@ -50,6 +77,14 @@ func FuzzVerify(f *testing.F) {
 		c, err := Verify(key, tok, time.Unix(1e9, 0))
 		if err == nil && c.Role == "" {
 			t.Fatal("accepted a token without a role")
+		}
+		if err == nil {
+			p, sig, _ := strings.Cut(tok, ".")
+			raw, _ := b64.DecodeString(sig)
+			body, _ := b64.DecodeString(p)
+			if b64.EncodeToString(raw) != sig || b64.EncodeToString(body) != p {
+				t.Fatalf("accepted a non-canonical spelling %q", tok)
+			}
 		}
 	})
 }

@@ -27,6 +27,57 @@ type client struct {
 	caps  uint64
 	x, y  int32
 	input bucket
+	tok   *tokenUse // shared by every connection with the same token
+}
+
+// tokenUse is what one token (one link) may still do, summed over all the
+// connections that hold it: a link is shared with people, and an attacker
+// holding one opens many connections, so per-connection limits alone let a
+// link join without end or flood input from a thousand sockets.
+type tokenUse struct {
+	conns    int
+	maxConns int
+	joins    bucket
+	input    bucket
+}
+
+// tokenLocked returns the limits of the token tok (verified by the
+// caller). Only tokens this server signed get here, so the map holds at
+// most the links it issued; an entry whose buckets are full again and that
+// has no connection is forgotten.
+func (s *Session) tokenLocked(tok string, role control.Role) *tokenUse {
+	now := s.o.Now()
+	if tu := s.tokens[tok]; tu != nil {
+		return tu
+	}
+	if len(s.tokens) >= maxTokens {
+		for k, tu := range s.tokens {
+			if tu.conns == 0 && tu.joins.full(now) {
+				delete(s.tokens, k)
+			}
+		}
+	}
+	maxConns := MaxConnsPerLink
+	if role == control.RoleOwner || role == control.RoleController {
+		maxConns = MaxConnsPerTypingLink
+	}
+	tu := &tokenUse{maxConns: maxConns, joins: newBucket(JoinRate, JoinBurst, now),
+		input: newBucket(TokenInputRate, 2*TokenInputRate, now)}
+	s.tokens[tok] = tu
+	return tu
+}
+
+// freeUserLocked returns the lowest user number nobody present holds.
+// Numbers are reused: a number names a person from their EvUser join event
+// to their leave event in the log (the audit reads it that way), so joins
+// can never use up the 16-bit space, however many come and go.
+func (s *Session) freeUserLocked() (uint16, bool) {
+	for u := uint16(1); u < wire.MaxUser; u++ {
+		if s.users[u] == nil {
+			return u, true
+		}
+	}
+	return 0, false
 }
 
 // caps the server uses with a client: what it can decode of display mode
@@ -98,12 +149,23 @@ func (s *Session) helloLocked(t target, h *wire.Hello) {
 		s.refuseLocked(t, wire.CodeForbidden, "a "+claims.Role+" token does not admit a person")
 		return
 	}
-	if s.nextUser == wire.MaxUser {
-		s.refuseLocked(t, wire.CodeLimit, "the session has had too many users")
+	tk := s.tokenLocked(h.Token, role)
+	if tk.conns >= tk.maxConns {
+		s.met.joinRefused.Add(1)
+		s.refuseLocked(t, wire.CodeLimit, fmt.Sprintf("this link is already open %d times, its limit; close one first", tk.maxConns))
 		return
 	}
-	s.nextUser++
-	u := s.nextUser
+	if !tk.joins.take(1, s.o.Now()) {
+		s.met.joinRefused.Add(1)
+		s.refuseLocked(t, wire.CodeLimit, fmt.Sprintf("this link joined more than %d times a second; wait and try again", JoinRate))
+		return
+	}
+	u, ok := s.freeUserLocked()
+	if !ok {
+		s.met.joinRefused.Add(1)
+		s.refuseLocked(t, wire.CodeLimit, fmt.Sprintf("the session is full (%d people)", len(s.clients)))
+		return
+	}
 	name := h.Name
 	if name == "" {
 		name = claims.Name
@@ -116,9 +178,12 @@ func (s *Session) helloLocked(t target, h *wire.Hello) {
 		s.refuseLocked(t, wire.CodeInternal, err.Error())
 		return
 	}
-	cl := &client{user: u, name: name, role: role, mode: wire.ModeDisplay, caps: h.Caps,
-		input: bucket{rate: InputRate, burst: InputBurst, tokens: InputBurst, last: time.Now()}}
+	cl := &client{user: u, name: name, role: role, mode: wire.ModeDisplay, caps: h.Caps, tok: tk,
+		input: newBucket(InputRate, InputBurst, s.o.Now())}
 	s.clients[t] = cl
+	s.users[u] = cl
+	tk.conns++
+	s.nextUser = max(s.nextUser, u)
 	s.saveUsersLocked()
 	// The log names who joins: the record log is the session's audit.
 	s.inject(abi.Event{Type: abi.EvUser, Down: true, User: u, Text: name})
@@ -179,8 +244,13 @@ func (s *Session) inputLocked(t target, cl *client, m *wire.Input) {
 		refuse(reason, err.Error())
 		return
 	}
-	if !cl.input.take(len(evs), time.Now()) {
+	now := s.o.Now()
+	if !cl.input.take(len(evs), now) {
 		refuse(wire.RefuseRateLimited, fmt.Sprintf("more than %d input events a second; slow down", InputRate))
+		return
+	}
+	if !cl.tok.input.take(len(evs), now) {
+		refuse(wire.RefuseRateLimited, fmt.Sprintf("everyone on this link together sent more than %d input events a second; slow down", TokenInputRate))
 		return
 	}
 	if len(s.input)+len(evs) > cap(s.input) {
@@ -327,7 +397,9 @@ func (s *Session) gone(t target, reason string) {
 func (s *Session) leaveLocked(t target, reason string) {
 	cl := s.clients[t]
 	delete(s.clients, t)
+	delete(s.users, cl.user) // free for the next joiner, after the leave event below
 	delete(s.waiters, t)
+	cl.tok.conns--
 	holder, _ := s.arb.Holder()
 	if err := s.arb.Leave(cl.user); err == nil && holder == cl.user {
 		if next, ok := s.arb.Holder(); ok {
@@ -392,6 +464,15 @@ type bucket struct {
 	rate, burst float64
 	tokens      float64
 	last        time.Time
+}
+
+func newBucket(rate, burst float64, now time.Time) bucket {
+	return bucket{rate: rate, burst: burst, tokens: burst, last: now}
+}
+
+// full reports whether the bucket has refilled to its burst.
+func (b *bucket) full(now time.Time) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
 }
 
 func (b *bucket) take(n int, now time.Time) bool {

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,7 @@ import (
 	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
 	"replaydesk/shared/recordlog"
+	"replaydesk/shared/token"
 	"replaydesk/shared/wire"
 )
 
@@ -59,9 +61,21 @@ const (
 	// FlushEvery ends a log block every 100 ms while the guest is busy (and
 	// at once after input), so replaying viewers stay close behind.
 	FlushEvery = 6
-	// InputRate and InputBurst limit each user's input events.
-	InputRate  = 200
-	InputBurst = 400
+	// InputRate and InputBurst limit each user's input events;
+	// TokenInputRate all the connections of one link together.
+	InputRate      = 200
+	InputBurst     = 400
+	TokenInputRate = 600
+	// JoinRate and JoinBurst limit how fast one link joins (a room full of
+	// people opening a shared display link gets in; a script is slowed).
+	JoinRate  = 10
+	JoinBurst = 100
+	// MaxConnsPerLink bounds the connections open at once with one link;
+	// links that type are personal, so theirs is smaller.
+	MaxConnsPerLink       = 2000
+	MaxConnsPerTypingLink = 64
+	// maxTokens bounds the per-link table (only signed links enter it).
+	maxTokens = 4096
 	// HelloTimeout is how long a relay may take to say Hello.
 	HelloTimeout = 10 * time.Second
 	// PointerEvery is the fastest Presence goes out for pointer moves.
@@ -125,8 +139,10 @@ type Session struct {
 	mu        sync.Mutex
 	relays    map[*relay]struct{}
 	clients   map[target]*client
+	users     map[uint16]*client   // present users by number
+	tokens    map[string]*tokenUse // limits per link
 	arb       *control.Arbiter
-	nextUser  uint16
+	nextUser  uint16                 // the highest user number given out (for live.json)
 	announce  *wire.SnapshotAnnounce // the newest published snapshot
 	backlog   []logEntry             // blocks since announce (encoded LogBlocks)
 	backlogB  int
@@ -169,7 +185,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		publish: make(chan recorder.Snapshot, 4),
 		done:    make(chan struct{}),
 		relays:  map[*relay]struct{}{},
-		clients: map[target]*client{},
+		clients: map[target]*client{}, users: map[uint16]*client{}, tokens: map[string]*tokenUse{},
 		waiters: map[target]bool{},
 		arb:     control.New(control.Options{Mode: controlMode(o.Exclusive)}),
 	}
@@ -277,8 +293,41 @@ func (s *Session) Close() (*recorder.Result, error) {
 func (s *Session) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", s.serveUpstream)
-	mux.Handle("/", s.files.Handler())
+	mux.Handle("/", s.needToken(s.files.Handler()))
 	return mux
+}
+
+// needToken guards the session's files, log, snapshot list and pages on
+// the session endpoint. It listens on loopback only, but every local user
+// could otherwise read every keystroke from the log: a request needs
+// "Authorization: Bearer" with a token this server signed, of a relay or a
+// role that may replay, and for a session's own paths, of that session.
+// Pages and manifests are shared by the sessions of one store (and named
+// by their hashes), so any of this server's sessions' tokens will do there.
+func (s *Session) needToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "the session endpoint needs a token (Authorization: Bearer TOKEN): a relay's, or one that may replay", http.StatusUnauthorized)
+			return
+		}
+		c, err := token.Verify(s.o.Key, tok, s.o.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if c.Role == token.RoleDisplay {
+			http.Error(w, "display viewers receive pixels only: a session's log and snapshots need a role that may replay", http.StatusForbidden)
+			return
+		}
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/sessions/"); ok {
+			if id, _, _ := strings.Cut(rest, "/"); id != c.Session {
+				http.Error(w, "the token is for session "+c.Session+", not "+id, http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // onReady runs on the recorder's goroutine before the first tick: the
@@ -501,6 +550,7 @@ func (s *Session) Stats() Stats {
 type sessionMetrics struct {
 	relays, display, dual, replay                *metrics.Value
 	encodes, displayBytes, refused, snapFailures *metrics.Value
+	joinRefused                                  *metrics.Value
 }
 
 func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
@@ -516,6 +566,7 @@ func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
 		displayBytes: r.Counter("replaydesk_display_bytes_total", "Display tile bytes encoded."),
 		refused:      r.Counter("replaydesk_input_refused_total", "Input messages refused."),
 		snapFailures: r.Counter("replaydesk_snapshot_failures_total", "Snapshots that failed or could not be published."),
+		joinRefused:  r.Counter("replaydesk_joins_refused_total", "Hellos refused for a limit (per link, or a full session)."),
 	}
 }
 
