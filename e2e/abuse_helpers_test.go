@@ -50,7 +50,8 @@ type typist struct {
 	mu       sync.Mutex
 	sent     map[string]time.Time
 	acked    map[string]time.Time
-	order    []string // markers in the order sent
+	ackBlock map[string]int64 // marker → blockKey of the LogBlock it came back in
+	order    []string         // markers in the order sent
 	refused  map[string]int
 	joins    int   // Welcomes
 	forced   int   // forced switches to display
@@ -61,7 +62,7 @@ type typist struct {
 }
 
 func newTypist(prefix string) *typist {
-	return &typist{prefix: prefix, sent: map[string]time.Time{}, acked: map[string]time.Time{}, refused: map[string]int{}}
+	return &typist{prefix: prefix, sent: map[string]time.Time{}, acked: map[string]time.Time{}, ackBlock: map[string]int64{}, refused: map[string]int{}}
 }
 
 // run types until ctx ends, reconnecting to ws after each lost connection.
@@ -142,7 +143,7 @@ func (ty *typist) session(ctx context.Context, ws, tok string, every time.Durati
 					return err
 				}
 				if r.Kind == recordlog.KindCall && r.Fn == logInputPoll {
-					ty.ack(r.Data, now)
+					ty.ack(r.Data, now, blockKey(v.Pos.Segment, v.Pos.Offset))
 				}
 			}
 			if !replayed {
@@ -210,12 +211,13 @@ func (ty *typist) typeLoop(ctx context.Context, c *wsconn.Conn, epoch *atomic.Ui
 }
 
 // ack marks every marker of the typist's found in an input_poll outcome.
-func (ty *typist) ack(data []byte, at time.Time) {
+func (ty *typist) ack(data []byte, at time.Time, block int64) {
 	for _, m := range findMarkers(data, ty.prefix) {
 		ty.mu.Lock()
 		if _, sent := ty.sent[m]; sent {
 			if _, ok := ty.acked[m]; !ok {
 				ty.acked[m] = at
+				ty.ackBlock[m] = block
 				select {
 				case ty.acks <- m:
 				default:
@@ -261,6 +263,28 @@ func (ty *typist) latencies(from, to time.Time) (ms []float64, unacked int) {
 	}
 	slices.Sort(ms)
 	return ms, unacked
+}
+
+// split divides the latencies of the keystrokes sent in [from, to) that
+// came back at the server's "block written" moments (written: blockKey →
+// Unix ns, from its debug log): typed → block handed to the relays (the
+// way in: relay, arbiter, the guest's next poll, the block's flush), and
+// handed → received (the way back: fan-out through the relay). Sorted, ms.
+func (ty *typist) split(from, to time.Time, written map[int64]int64) (in, out []float64) {
+	ty.mu.Lock()
+	defer ty.mu.Unlock()
+	for _, m := range ty.order {
+		s, a := ty.sent[m], ty.acked[m]
+		w, ok := written[ty.ackBlock[m]]
+		if s.Before(from) || !s.Before(to) || a.IsZero() || !ok {
+			continue
+		}
+		in = append(in, float64(w-s.UnixNano())/1e6)
+		out = append(out, float64(a.UnixNano()-w)/1e6)
+	}
+	slices.Sort(in)
+	slices.Sort(out)
+	return in, out
 }
 
 // pct is the q quantile of sorted xs (0 if empty).

@@ -77,6 +77,8 @@ type abuseResult struct {
 	p50, p99, maxLat  float64 // ms, under the hostile load
 	keys, unacked     int     // keystrokes typed under load, never acknowledged
 	inLog             int     // of the keystrokes typed under load, those in the server's log
+	inP50, inP99      float64 // ms, typed → block handed to the relays (under load)
+	outP50, outP99    float64 // ms, handed → received by the controller
 	typistJoins       int     // the controller's Welcomes (1 + reconnects)
 	typistErr         string  // why its last connection ended
 	refusedKeys       map[string]int
@@ -123,7 +125,8 @@ func startAbuseRig(t testing.TB) *abuseRig {
 	dir := t.TempDir()
 	rig := &abuseRig{keyFile: filepath.Join(dir, "key"), tokens: map[string]string{}}
 	rig.data = filepath.Join(dir, "live")
-	rig.srv = startLiveServer(t, "--image", "testcard", "--key-file", rig.keyFile, "--data", rig.data)
+	// Debug: the server logs when it hands each block to its relays.
+	rig.srv = startLiveServer(t, "--image", "testcard", "--key-file", rig.keyFile, "--data", rig.data, "--log-level", "debug")
 	var err error
 	if rig.key, err = os.ReadFile(rig.keyFile); err != nil {
 		t.Fatal(err)
@@ -222,7 +225,13 @@ func runAbuse(t testing.TB, cfg abuseConfig) abuseResult {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("relay stderr (tail):\n%s", tail(rig.relayErr.String(), 3000))
-			t.Logf("server stderr (tail):\n%s", tail(rig.srv.stderr.String(), 3000))
+			var keep []string // without the per-block debug lines
+			for _, l := range strings.Split(rig.srv.stderr.String(), "\n") {
+				if !strings.Contains(l, `"block written"`) {
+					keep = append(keep, l)
+				}
+			}
+			t.Logf("server stderr (tail):\n%s", tail(strings.Join(keep, "\n"), 3000))
 		}
 	})
 
@@ -261,8 +270,10 @@ func runAbuse(t testing.TB, cfg abuseConfig) abuseResult {
 	hostile := startAttack(t, "-ws", rig.ws(), "-token", tok, "-silent", fmt.Sprint(cfg.silent),
 		"-flood", fmt.Sprint(cfg.flood), "-rate", fmt.Sprint(cfg.floodRate), "-events", fmt.Sprint(cfg.floodEvents),
 		"-duration", "20m")
+	// The page GETs carry a viewer link's token: the session endpoint
+	// asks the relay for one, and a viewer link is one a stranger can have.
 	volume := startAttack(t, "-ws", rig.ws(), "-base", rig.relay, "-token", tok, "-joins", fmt.Sprint(cfg.joins),
-		"-pages", fmt.Sprint(cfg.pages), "-duration", "20m")
+		"-pages", fmt.Sprint(cfg.pages), "-page-token", rig.tokens["viewer"], "-duration", "20m")
 	select {
 	case <-hostile.ready:
 	case <-time.After(5 * time.Minute):
@@ -290,6 +301,8 @@ func runAbuse(t testing.TB, cfg abuseConfig) abuseResult {
 	lat, unacked := ty.latencies(m0, m1)
 	r.keys, r.unacked = len(lat), unacked
 	r.p50, r.p99, r.maxLat = pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)
+	in, out := ty.split(m0, m1, writeTimes(t, rig.srv.stderr.String()))
+	r.inP50, r.inP99, r.outP50, r.outP99 = pct(in, 0.5), pct(in, 0.99), pct(out, 0.5), pct(out, 0.99)
 	// Lost on the way in, or on the way back? The server's own log says.
 	logged := loggedMarkers(t, rig.data, ty.prefix)
 	ty.mu.Lock()
@@ -402,6 +415,8 @@ func (r *abuseResult) table(t testing.TB, cfg abuseConfig) string {
 	row("controller keystroke→log, under load: p50 / p99", ms(r.p50)+" / "+ms(r.p99)+" ms", "p99 < 100")
 	row("  max; keystrokes; not back in 15 s", fmt.Sprintf("%s ms; %d; %d", ms(r.maxLat), r.keys, r.unacked), "0")
 	row("  of the keystrokes, in the server's log", fmt.Sprint(r.inLog), fmt.Sprint(r.keys))
+	row("  typed → block written: p50 / p99", ms(r.inP50)+" / "+ms(r.inP99)+" ms", "")
+	row("  block written → back at the controller: p50 / p99", ms(r.outP50)+" / "+ms(r.outP99)+" ms", "")
 	row("  controller's joins (1 + reconnects)", fmt.Sprint(r.typistJoins), "1")
 	if r.typistErr != "" {
 		row("  its last connection ended", cut(r.typistErr, 60), "")

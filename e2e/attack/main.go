@@ -5,7 +5,8 @@
 // targets off the loopback interface and stops by itself.
 //
 //	attack -ws ws://127.0.0.1:PORT/ws/SESSION -base http://127.0.0.1:PORT -token DISPLAYTOKEN \
-//	    [-silent 2000] [-flood 200 -rate 385 -events 256] [-joins 2000] [-pages 100000] [-duration 60s]
+//	    [-silent 2000] [-flood 200 -rate 385 -events 256] [-joins 2000] \
+//	    [-pages 100000 -page-token VIEWERTOKEN] [-duration 60s]
 //
 // It prints "attack: ready" once the silent and flooding connections are
 // open, and a JSON summary of what it saw when it stops.
@@ -48,6 +49,7 @@ func main() {
 	joinPar := flag.Int("join-parallel", 8, "joins in flight at once")
 	pages := flag.Int("pages", 0, "page GETs under distinct URLs, no token (finding 2)")
 	pad := flag.Int("pad", 8000, "bytes of padding in each page URL")
+	pageTok := flag.String("page-token", "", "bearer token of the page GETs (empty: none)")
 	dur := flag.Duration("duration", 60*time.Second, "how long the silent and flooding connections stay (the joins and GETs stop then too)")
 	flag.Parse()
 	for _, u := range []string{*ws, *base} {
@@ -96,7 +98,7 @@ func main() {
 	}
 	if *pages > 0 {
 		run(func() {
-			r := attack.Pages(ctx, *base, *pages, *pad, 16)
+			r := attack.Pages(ctx, *base, *pageTok, *pages, *pad, 16)
 			s.Pages = &r
 		})
 	}

@@ -160,9 +160,10 @@ type PageResult struct {
 }
 
 // Pages is finding 2: n GETs of the zero page under n distinct URLs
-// (/pages/ZERO?i=N&pad=<pad bytes>), parallel at a time, no token. A cache
-// keyed by the raw URL stores each as a new entry.
-func Pages(ctx context.Context, base string, n, pad, parallel int) PageResult {
+// (/pages/ZERO?i=N&pad=<pad bytes>), parallel at a time, with tok as a
+// bearer token unless it is empty. A cache keyed by the raw URL stores each
+// as a new entry.
+func Pages(ctx context.Context, base, tok string, n, pad, parallel int) PageResult {
 	res := PageResult{Status: map[int]int{}}
 	if err := CheckLoopback(base); err != nil {
 		res.LastErr = err.Error()
@@ -184,6 +185,9 @@ func Pages(ctx context.Context, base string, n, pad, parallel int) PageResult {
 					return
 				}
 				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/pages/%s?i=%d&pad=%s", base, zero, i, padding), nil)
+				if tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
 				r, err := hc.Do(req)
 				mu.Lock()
 				res.Requests++
