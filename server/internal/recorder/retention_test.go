@@ -105,6 +105,7 @@ func TestDemandSnapshotsBounded(t *testing.T) {
 	r := sessiondir.DefaultRetention
 	bound := sessiondir.MinKeep + r.Demand + int(d/(60*time.Second))
 	n, bytes, largest := snapFiles(t, out)
+	t.Logf("%v of requests at every tick: %d snapshots taken, %d kept (%d bytes)", d, res.Snapshots, n, bytes)
 	if n != len(dir.Meta.Snapshots) {
 		t.Errorf("%d snapshot files, the index names %d", n, len(dir.Meta.Snapshots))
 	}
