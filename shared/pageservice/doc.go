@@ -8,6 +8,10 @@
 // on the way: it verifies every page against its hash and refuses a
 // corrupted one.
 //
+// Publishing into a shared store goes through PublishHeld, which holds the
+// manifest for its session so that the store's collection (pagestore,
+// Release) never deletes a page a kept snapshot of any session names.
+//
 // It must not know about wazero, the machine, or what a page holds: it moves
 // pagestore pages and manifests, and lists a session's snapshots.
 package pageservice

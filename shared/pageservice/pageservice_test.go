@@ -428,7 +428,7 @@ func TestPublishSessionDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx := NewSessionIndex()
-	if err := PublishSessionDir(d, "sess-1", st, idx); err != nil {
+	if err := PublishSessionDir(d, "sess-1", "sess-1", st, idx); err != nil {
 		t.Fatal(err)
 	}
 	list, ok := idx.Snapshots("sess-1")

@@ -215,7 +215,8 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 	b, err := s.backend.GetManifest(h)
 	switch {
 	case errors.Is(err, pagestore.ErrNotFound):
-		fail(w, http.StatusNotFound, "manifest %s not found", h)
+		// Live sessions delete old snapshots (docs/snapshots.md, Retention).
+		fail(w, http.StatusNotFound, "manifest %s not found: never published, or its snapshot was deleted; the session's snapshot list names those kept", h)
 		return
 	case err != nil:
 		fail(w, http.StatusInternalServerError, "manifest %s: %v", h, err)

@@ -38,6 +38,25 @@ func (x *SessionIndex) Add(id string, e SnapshotEntry) {
 	x.sess[id] = append(x.sess[id], e)
 }
 
+// Retain removes from session id's list every snapshot keep refuses, and
+// returns them: deleted snapshots are no longer listed.
+func (x *SessionIndex) Retain(id string, keep func(SnapshotEntry) bool) []SnapshotEntry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var kept, gone []SnapshotEntry
+	for _, e := range x.sess[id] {
+		if keep(e) {
+			kept = append(kept, e)
+		} else {
+			gone = append(gone, e)
+		}
+	}
+	if _, ok := x.sess[id]; ok {
+		x.sess[id] = kept
+	}
+	return gone
+}
+
 func (x *SessionIndex) Snapshots(id string) ([]SnapshotEntry, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -90,24 +109,55 @@ func Publish(st Publisher, s *snapshot.Snapshot, workingSet []uint32) (*pagestor
 	return m, h, err
 }
 
+// Holder is a Publisher whose manifests can be held (pagestore.DirStore):
+// a shared store that deletes what no publisher holds any more.
+type Holder interface {
+	Publisher
+	PublishLock() (unlock func(), err error)
+	Hold(owner string, h pagestore.Hash) error
+}
+
+// PublishHeld is Publish for owner: on a Holder it publishes under the
+// store's publish lock and holds the manifest, so a concurrent collection
+// neither deletes a page Publish found already stored nor the manifest;
+// on any other Publisher it is Publish.
+func PublishHeld(st Publisher, owner string, s *snapshot.Snapshot, workingSet []uint32) (*pagestore.Manifest, pagestore.Hash, error) {
+	ho, ok := st.(Holder)
+	if !ok {
+		return Publish(st, s, workingSet)
+	}
+	unlock, err := ho.PublishLock()
+	if err != nil {
+		return nil, pagestore.Hash{}, err
+	}
+	defer unlock()
+	m, h, err := Publish(st, s, workingSet)
+	if err == nil {
+		err = ho.Hold(owner, h)
+	}
+	return m, h, err
+}
+
 // EntryFor describes a published snapshot for the session's list.
 func EntryFor(n int, m *pagestore.Manifest, h pagestore.Hash) SnapshotEntry {
 	return SnapshotEntry{N: n, Tick: m.Tick, Step: m.Step, LogPos: m.LogPos, Manifest: h.String(), Pages: len(m.Pages), MemorySize: m.MemorySize}
 }
 
 // PublishSessionDir publishes every snapshot of a session directory under
-// session id: pages and manifests into st, the list into idx.
-func PublishSessionDir(d *sessiondir.Dir, id string, st Publisher, idx *SessionIndex) error {
+// session id: pages and manifests into st (held for owner on a Holder), the
+// list into idx.
+func PublishSessionDir(d *sessiondir.Dir, id, owner string, st Publisher, idx *SessionIndex) error {
 	if !ValidSessionID.MatchString(id) {
 		return fmt.Errorf("pageservice: bad session id %q", id)
 	}
 	idx.AddSession(id)
-	for n := 1; n <= len(d.Meta.Snapshots); n++ {
+	for _, e := range d.Meta.Snapshots {
+		n := e.N
 		s, info, err := d.Snapshot(n)
 		if err != nil {
 			return err
 		}
-		m, h, err := Publish(st, s, info.WorkingSet)
+		m, h, err := PublishHeld(st, owner, s, info.WorkingSet)
 		if err != nil {
 			return fmt.Errorf("publishing snapshot %d of %s: %w", n, d.Path, err)
 		}

@@ -9,6 +9,10 @@
 // reader verifies a page against its hash, so a copy that went bad on a
 // disk or in transit is refused rather than restored into a machine.
 //
+// A DirStore is shared by sessions and processes: publishers hold the
+// manifests they serve, and Release deletes only what no hold reaches
+// (gc.go), under a lock that keeps it from racing a publisher.
+//
 // It must not know about wazero, the machine or HTTP: it turns a
 // snapshot.Snapshot into hashes and bytes and back. The formats are in
 // docs/page-service.md.

@@ -134,6 +134,8 @@ func (s *MemStore) GetManifest(h Hash) ([]byte, error) {
 //
 //	ROOT/pages/ab/abcdef….pg      a stored page (header byte + payload)
 //	ROOT/manifests/ab/abcdef….mf  an encoded manifest
+//	ROOT/holds/OWNER/abcdef…      manifest abcdef… is in use by OWNER (gc.go)
+//	ROOT/gc.lock                  publishers and collection exclude each other
 //
 // The two-hex-digit fan-out keeps directories small (256 of them; a 64 MiB
 // memory is 16384 pages, 64 per directory). Files are written to a

@@ -9,6 +9,10 @@
 //	DIR/log/NNNNNNNN.seg  the record log (docs/log-format.md)
 //	DIR/snapshots/NNNNNN.snap
 //
+// A live session keeps a bounded set of snapshots (Retention, Prune): the
+// rest are deleted, so numbers in the index may have gaps. Numbers are never
+// reused.
+//
 // It must not know how a machine runs: it stores and verifies bytes.
 package sessiondir
 
@@ -22,6 +26,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"replaydesk/shared/recordlog"
@@ -42,10 +48,17 @@ type Meta struct {
 	Snapshots    []SnapshotInfo `json:"snapshots"`
 }
 
+// Kinds of snapshot: what a retention policy keeps differs (Retention).
+const (
+	KindPeriodic = "periodic" // taken on a schedule (also the default of an entry without a kind)
+	KindDemand   = "demand"   // asked for: a viewer going to dual mode, a long backlog
+)
+
 // SnapshotInfo indexes one snapshot.
 type SnapshotInfo struct {
-	N      int           `json:"n"` // 1, 2, ... in order of capture
+	N      int           `json:"n"` // 1, 2, ... in order of capture, never reused
 	File   string        `json:"file"`
+	Kind   string        `json:"kind,omitempty"` // KindPeriodic (empty) or KindDemand
 	Tick   uint64        `json:"tick"`
 	Step   uint64        `json:"step"`
 	LogPos recordlog.Pos `json:"log_pos"`
@@ -111,6 +124,21 @@ func (d *Dir) SaveMeta() error {
 	return os.Rename(tmp, filepath.Join(d.Path, "session.json"))
 }
 
+// ReadMeta reads only session.json: what a server that publishes a live
+// session's snapshots checks against the recorder's index, without
+// reading and hashing the module and disk again.
+func ReadMeta(path string) (Meta, error) {
+	var m Meta
+	b, err := os.ReadFile(filepath.Join(path, "session.json"))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s/session.json: %w", path, err)
+	}
+	return m, nil
+}
+
 // Open reads and verifies a session directory: the module and the disk
 // must match the hashes session.json names.
 func Open(path string) (*Dir, error) { return open(path, true) }
@@ -151,10 +179,24 @@ func open(path string, withDisk bool) (*Dir, error) {
 	return d, nil
 }
 
-// AddSnapshot stores a snapshot and indexes it; it returns its number.
+// AddSnapshot stores a periodic snapshot and indexes it; it returns its
+// number.
 func (d *Dir) AddSnapshot(s *snapshot.Snapshot) (SnapshotInfo, error) {
-	n := len(d.Meta.Snapshots) + 1
-	info := SnapshotInfo{N: n, File: fmt.Sprintf("snapshots/%06d.snap", n), Tick: s.Tick, Step: s.Step, LogPos: s.LogPos}
+	return d.AddSnapshotKind(s, KindPeriodic)
+}
+
+// AddSnapshotKind stores a snapshot of the given kind and indexes it; it
+// returns its number, one more than the newest (deleted numbers are not
+// reused: a client or a cache may still name them).
+func (d *Dir) AddSnapshotKind(s *snapshot.Snapshot, kind string) (SnapshotInfo, error) {
+	n := 1
+	if l := len(d.Meta.Snapshots); l > 0 {
+		n = d.Meta.Snapshots[l-1].N + 1
+	}
+	if kind == KindPeriodic {
+		kind = "" // the default: session.json stays as it was for recordings
+	}
+	info := SnapshotInfo{N: n, File: fmt.Sprintf("snapshots/%06d.snap", n), Kind: kind, Tick: s.Tick, Step: s.Step, LogPos: s.LogPos}
 	if err := snapshot.WriteFile(filepath.Join(d.Path, info.File), s); err != nil {
 		return info, err
 	}
@@ -162,21 +204,60 @@ func (d *Dir) AddSnapshot(s *snapshot.Snapshot) (SnapshotInfo, error) {
 	return info, d.SaveMeta()
 }
 
+// Newest is the newest snapshot's number (0: none).
+func (d *Dir) Newest() int {
+	if l := len(d.Meta.Snapshots); l > 0 {
+		return d.Meta.Snapshots[l-1].N
+	}
+	return 0
+}
+
+// find returns the index entry of snapshot n, or a clear error: no such
+// number, or one the retention policy deleted.
+func (d *Dir) find(n int) (int, error) {
+	for i, s := range d.Meta.Snapshots {
+		if s.N == n {
+			return i, nil
+		}
+	}
+	if n >= 1 && n < d.Newest() {
+		return -1, fmt.Errorf("%s: snapshot %d was deleted (a live session keeps a bounded set, docs/snapshots.md); it keeps %s", d.Path, n, d.numbers())
+	}
+	return -1, fmt.Errorf("%s has %d snapshots (%s); there is no snapshot %d", d.Path, len(d.Meta.Snapshots), d.numbers(), n)
+}
+
+func (d *Dir) numbers() string {
+	if len(d.Meta.Snapshots) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, s := range d.Meta.Snapshots {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(s.N))
+	}
+	return b.String()
+}
+
 // SetWorkingSet records snapshot n's working set.
 func (d *Dir) SetWorkingSet(n int, pages []uint32) error {
-	if n < 1 || n > len(d.Meta.Snapshots) {
-		return fmt.Errorf("%s has no snapshot %d", d.Path, n)
+	i, err := d.find(n)
+	if err != nil {
+		return err
 	}
-	d.Meta.Snapshots[n-1].WorkingSet = pages
+	d.Meta.Snapshots[i].WorkingSet = pages
 	return d.SaveMeta()
 }
 
-// Snapshot reads snapshot n (1-based) and checks it belongs to the module.
+// Snapshot reads snapshot n (as numbered in the index) and checks it
+// belongs to the module.
 func (d *Dir) Snapshot(n int) (*snapshot.Snapshot, SnapshotInfo, error) {
-	if n < 1 || n > len(d.Meta.Snapshots) {
-		return nil, SnapshotInfo{}, fmt.Errorf("%s has %d snapshots; there is no snapshot %d", d.Path, len(d.Meta.Snapshots), n)
+	i, err := d.find(n)
+	if err != nil {
+		return nil, SnapshotInfo{}, err
 	}
-	info := d.Meta.Snapshots[n-1]
+	info := d.Meta.Snapshots[i]
 	path := filepath.Join(d.Path, info.File)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, info, corrupt(err, "%s: snapshot %d (%s) is indexed in session.json but missing", d.Path, n, info.File)
@@ -234,7 +315,8 @@ func readPart(path string) ([]byte, error) {
 // first problem is returned, as the package's, recordlog's or snapshot's
 // error, all of them Corrupters for shared/cli.
 func (d *Dir) Verify() (sealed bool, err error) {
-	for n := 1; n <= len(d.Meta.Snapshots); n++ {
+	for _, si := range d.Meta.Snapshots {
+		n := si.N
 		_, info, err := d.Snapshot(n)
 		if err != nil {
 			return false, err

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -101,21 +102,29 @@ type Result struct {
 	Requests      int `json:"requests,omitempty"` // HTTP requests for pages (lazy)
 }
 
-// ManifestN fetches the manifest of the session's snapshot n (1 is the
-// oldest) from the service's list.
+// ManifestN fetches the manifest of the session's snapshot number n (as the
+// service's list numbers them: 1 is the first ever taken; a live session
+// deletes old ones, so numbers have gaps).
 func (f *Fetcher) ManifestN(ctx context.Context, n int, want recordlog.ModuleHash) (*pagestore.Manifest, error) {
 	list, err := f.Pages.Snapshots(ctx, f.Session)
 	if err != nil {
 		return nil, err
 	}
-	if n < 1 || n > len(list) {
-		return nil, fmt.Errorf("session %s has %d snapshots; there is no snapshot %d", f.Session, len(list), n)
+	var nums []string
+	for _, e := range list {
+		if e.N == n {
+			mh, err := pagestore.ParseHash(e.Manifest)
+			if err != nil {
+				return nil, err
+			}
+			return f.Manifest(ctx, mh, want)
+		}
+		nums = append(nums, strconv.Itoa(e.N))
 	}
-	mh, err := pagestore.ParseHash(list[n-1].Manifest)
-	if err != nil {
-		return nil, err
+	if len(list) > 0 && n >= 1 && n < list[len(list)-1].N {
+		return nil, fmt.Errorf("session %s: snapshot %d was deleted (live sessions keep a bounded set); it keeps %s", f.Session, n, strings.Join(nums, ", "))
 	}
-	return f.Manifest(ctx, mh, want)
+	return nil, fmt.Errorf("session %s has %d snapshots (%s); there is no snapshot %d", f.Session, len(list), strings.Join(nums, ", "), n)
 }
 
 // Manifest fetches the manifest mh (verified against its hash) and refuses

@@ -139,3 +139,40 @@ func TestNoDisk(t *testing.T) {
 		t.Fatalf("a session without a disk: %v %v", d, err)
 	}
 }
+
+// A live session deletes old snapshots, so its list has gaps: a snapshot is
+// found by its number, and a deleted one is a clear error.
+func TestManifestNByNumber(t *testing.T) {
+	module := []byte("\x00asm fake module")
+	mh := recordlog.ModuleHash(sha256.Sum256(module))
+	store := pagestore.NewMemStore()
+	idx := pageservice.NewSessionIndex()
+	idx.AddSession("s")
+	for _, n := range []int{3, 5} {
+		snap := &snapshot.Snapshot{ModuleHash: mh, Tick: uint64(60 * n), LogPos: recordlog.Pos{Tick: uint64(60 * n)}, Memory: make([]byte, 65536)}
+		m, h, err := pageservice.Publish(store, snap, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx.Add("s", pageservice.EntryFor(n, m, h))
+	}
+	srv := httptest.NewServer(pageservice.NewServer(store, idx))
+	defer srv.Close()
+	f, err := Open(srv.URL, "s", "", t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []int{3, 5} {
+		m, err := f.ManifestN(ctx, n, mh)
+		if err != nil || m.Tick != uint64(60*n) {
+			t.Errorf("snapshot %d: %v, %v", n, m, err)
+		}
+	}
+	if _, err := f.ManifestN(ctx, 4, mh); err == nil || !strings.Contains(err.Error(), "snapshot 4 was deleted") || !strings.Contains(err.Error(), "keeps 3, 5") {
+		t.Errorf("a deleted snapshot: %v", err)
+	}
+	if _, err := f.ManifestN(ctx, 6, mh); err == nil || !strings.Contains(err.Error(), "no snapshot 6") {
+		t.Errorf("a snapshot not taken yet: %v", err)
+	}
+}

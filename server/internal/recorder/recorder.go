@@ -4,7 +4,9 @@
 // reports what it recorded. It is what `server record` does, and the loop
 // under a live session (server/internal/session), which adds hooks: log
 // blocks as written, snapshots on request, frames with their damage, and
-// continuing a stopped session from its own log.
+// continuing a stopped session from its own log. Snapshots on request are
+// rate-limited (DemandEvery) and, with a retention policy, the session
+// directory keeps a bounded set of snapshots (docs/snapshots.md).
 //
 // It must not know about networks, viewers or how the log is encoded.
 package recorder
@@ -88,8 +90,17 @@ type Options struct {
 	// valid only during the call).
 	OnBlock func(pos recordlog.Pos, block []byte)
 	// SnapshotNow asks for a snapshot as soon as possible (one already under
-	// way answers it too).
+	// way answers it too). Anyone who may replay can cause one, so they are
+	// at most one per DemandEvery (default DefaultDemandEvery) of ticks: a
+	// request sooner waits until then.
 	SnapshotNow <-chan struct{}
+	DemandEvery time.Duration
+	// Retention bounds the snapshots kept in the session directory: after
+	// each snapshot the ones it drops are deleted (sessiondir.Dir.Prune).
+	// Nil keeps every snapshot, as `server record` does, unless SnapshotNow
+	// is set: a session that takes snapshots on demand is bounded by
+	// sessiondir.DefaultRetention.
+	Retention *sessiondir.Retention
 	// OnSnapshot reports each snapshot stored (or that failed).
 	OnSnapshot func(Snapshot)
 	// FlushOnInput ends a log block right after a tick that took input, so
@@ -113,6 +124,11 @@ type Options struct {
 // the snapshot is almost always ready by then, and on virtual time the
 // recorder seldom waits.
 const DefaultSnapshotSettle = 6
+
+// DefaultDemandEvery is the least time between snapshots taken on request:
+// a viewer going to dual mode is served a snapshot up to 10 s old anyway
+// (session.DualSnapshotAge).
+const DefaultDemandEvery = 10 * time.Second
 
 // Ready describes a recording about to tick.
 type Ready struct {
@@ -217,10 +233,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer st.m.Close(mctx)
 	dir, w, m, p, disk := st.dir, st.w, st.m, st.ready.Params, st.disk
 	mode := p.DiskMode
-	if o.OnReady != nil {
-		o.OnReady(st.ready)
-	}
-
 	res := &Result{Image: img.Name, DiskMode: mode.String(), Out: o.Out}
 	script := inputscript.NewSequencer(o.Input)
 	period := time.Second / time.Duration(p.TickHz)
@@ -233,6 +245,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.SnapshotEvery > 0 {
 		snapEvery = max(1, uint64(o.SnapshotEvery/period))
 	}
+	demandEvery := o.DemandEvery
+	if demandEvery == 0 {
+		demandEvery = DefaultDemandEvery
+	}
+	demandGap := uint64(max(0, demandEvery/period))
+	lastSnap, snapped := uint64(0), false // the tick of the last snapshot started
+	if n := len(dir.Meta.Snapshots); n > 0 {
+		lastSnap, snapped = dir.Meta.Snapshots[n-1].Tick, true
+	}
+	retention := o.Retention
+	if retention == nil && o.SnapshotNow != nil {
+		retention = &sessiondir.DefaultRetention
+	}
+	var pendingKind string
 	settle := o.SnapshotSettle
 	if settle == 0 {
 		settle = DefaultSnapshotSettle
@@ -243,6 +269,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var ws *workingSet
 	var wsUntil uint64
 	mt := newSessionMetrics(o.Metrics)
+	if retention != nil && len(dir.Meta.Snapshots) > 0 {
+		// A continued session may hold more than the policy keeps (older
+		// builds kept every snapshot).
+		dropped, err := dir.Prune(*retention)
+		if err != nil {
+			o.Log.Warn().Err(err).Msg("deleting snapshots the retention policy dropped")
+		}
+		mt.retained(dir, len(dropped))
+	} else {
+		mt.retained(dir, 0)
+	}
+	if o.OnReady != nil {
+		o.OnReady(st.ready) // after the pruning: what it serves is what is kept
+	}
 	start := time.Now().Add(-time.Duration(t0) * period) // a Continue paces on from its tick
 	lastProgress := time.Now()
 	wantSnapshot := false
@@ -333,7 +373,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 			}
 			periodic := snapEvery > 0 && next%snapEvery == 0
-			startSnap := (periodic || wantSnapshot) && next < total && pending == nil
+			// A request waits for the gap since the last snapshot: many
+			// requests, from any number of people, make one snapshot.
+			demand := wantSnapshot && (!snapped || next >= lastSnap+demandGap)
+			startSnap := (periodic || demand) && next < total && pending == nil
 			if ws != nil && (next >= wsUntil || startSnap) {
 				if err := ws.finish(m, dir); err != nil {
 					return err
@@ -345,6 +388,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return err
 				}
 				snapAt = next + settle
+				lastSnap, snapped = next, true
+				pendingKind = sessiondir.KindPeriodic
+				if !periodic {
+					pendingKind = sessiondir.KindDemand
+				}
 			}
 			if pending != nil {
 				wantSnapshot = false // the one under way answers the request
@@ -360,10 +408,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				res.SnapshotWaitMs = append(res.SnapshotWaitMs, ms(time.Since(t0)))
 			}
 			if pending != nil && next >= snapAt && (!o.Realtime || pending.Ready()) {
-				snap, err := finishSnapshot(m, w, dir, res, pending, flush)
+				snap, err := finishSnapshot(m, w, dir, res, pending, pendingKind, flush)
 				pending = nil
 				if err != nil {
 					return err
+				}
+				if snap.Err == nil && retention != nil {
+					dropped, err := dir.Prune(*retention)
+					if err != nil {
+						// The index is right; an undeleted file is retried
+						// at the next snapshot (Prune deletes orphans).
+						o.Log.Warn().Err(err).Msg("deleting snapshots the retention policy dropped")
+					}
+					for _, d := range dropped {
+						o.Log.Info().Int("snapshot", d.N).Str("kind", kindName(d.Kind)).Uint64("tick", d.Tick).Msg("snapshot deleted (retention)")
+					}
+					mt.retained(dir, len(dropped))
 				}
 				// Record what the guest writes in the next second: the
 				// snapshot's working set, for lazy restores to prefetch. The
@@ -371,7 +431,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				report := true
 				if snap.Err == nil {
 					if t, err := m.TrackWrites(); err == nil {
-						ws, wsUntil = &workingSet{t: t, n: res.Snapshots, report: snap, on: o.OnSnapshot}, next+uint64(p.TickHz)
+						ws, wsUntil = &workingSet{t: t, n: snap.Info.N, report: snap, on: o.OnSnapshot}, next+uint64(p.TickHz)
 						report = false
 					}
 				}
@@ -532,7 +592,7 @@ func continueSession(ctx context.Context, o Options, net machine.NetHost) (st *s
 	}
 	cfg := machine.Config{Mode: machine.Replay, Params: p, Source: r, Disk: dir.Disk, Console: o.Console, Log: o.Log}
 	restored := 0
-	if n := len(dir.Meta.Snapshots); n > 0 {
+	if n := dir.Newest(); n > 0 {
 		s, info, err := dir.Snapshot(n)
 		if err != nil {
 			return nil, err
@@ -574,7 +634,7 @@ func continueSession(ctx context.Context, o Options, net machine.NetHost) (st *s
 // is flushed first so the snapshot's position is a block boundary. A
 // snapshot that did not converge is logged and skipped (a live session keeps
 // its viewers in display mode); the recording goes on.
-func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, p *machine.PendingSnapshot, flush func() error) (Snapshot, error) {
+func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir, res *Result, p *machine.PendingSnapshot, kind string, flush func() error) (Snapshot, error) {
 	if err := flush(); err != nil {
 		p.Abort()
 		return Snapshot{}, err
@@ -589,7 +649,7 @@ func finishSnapshot(m *machine.Machine, w *recordlog.Writer, dir *sessiondir.Dir
 	res.SnapshotBackground = st.Background
 	res.SnapshotTicks = append(res.SnapshotTicks, s.Tick)
 	s.LogPos = w.Pos()
-	info, err := dir.AddSnapshot(s)
+	info, err := dir.AddSnapshotKind(s, kind)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -608,9 +668,17 @@ func quantileMs(d []time.Duration, q float64) float64 {
 	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
 }
 
+func kindName(k string) string {
+	if k == "" {
+		return sessiondir.KindPeriodic
+	}
+	return k
+}
+
 // sessionMetrics are the recorder's figures a scraper sees.
 type sessionMetrics struct {
 	ticks, steps, logBytes, inputs, snapshots, stall, stepSeconds *metrics.Value
+	kept, snapBytes, deleted                                      *metrics.Value
 }
 
 func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
@@ -625,7 +693,20 @@ func newSessionMetrics(r *metrics.Registry) *sessionMetrics {
 		snapshots:   r.Counter("replaydesk_snapshots_total", "Snapshots taken."),
 		stall:       r.Gauge("replaydesk_snapshot_stall_seconds", "How long the last snapshot stopped the guest."),
 		stepSeconds: r.Gauge("replaydesk_step_seconds", "Wall time of the last guest step."),
+		kept:        r.Gauge("replaydesk_snapshots_kept", "Snapshots in the session directory (the retention policy deletes the rest)."),
+		snapBytes:   r.Gauge("replaydesk_snapshot_bytes", "Bytes of the session's snapshot files on disk."),
+		deleted:     r.Counter("replaydesk_snapshots_deleted_total", "Snapshots the retention policy deleted."),
 	}
+}
+
+// retained refreshes the retention figures after deleted more deletions.
+func (s *sessionMetrics) retained(dir *sessiondir.Dir, deleted int) {
+	if s == nil {
+		return
+	}
+	s.kept.Set(float64(len(dir.Meta.Snapshots)))
+	s.snapBytes.Set(float64(dir.SnapshotBytes()))
+	s.deleted.Add(float64(deleted))
 }
 
 func (s *sessionMetrics) update(m *machine.Machine, w *recordlog.Writer, res *Result, ran bool) {
