@@ -96,6 +96,27 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("sealed: %v %v", sealed, err)
 		}
 	})
+	t.Run("snapshots numbered with gaps", func(t *testing.T) {
+		// A live session's retention deletes old snapshots: Verify goes by
+		// the numbers the index holds, not by position.
+		d, pos, w := newDir(t)
+		w.Detach()
+		for range 3 {
+			s := &snapshot.Snapshot{ModuleHash: d.ModuleHash(), Tick: pos.Tick, Step: pos.Step, LogPos: pos, Memory: make([]byte, 65536)}
+			if _, err := d.AddSnapshotKind(s, KindDemand); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := d.Prune(Retention{Demand: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(d.Meta.Snapshots); n != 3 || d.Meta.Snapshots[1].N != 3 {
+			t.Fatalf("kept %+v; want snapshots 1 (periodic), 3 and 4", d.Meta.Snapshots)
+		}
+		if _, err := d.Verify(); err != nil {
+			t.Fatalf("Verify after deletions: %v", err)
+		}
+	})
 	t.Run("corrupt log", func(t *testing.T) {
 		d, pos, w := newDir(t)
 		w.Detach()
