@@ -34,7 +34,7 @@ func main() {
 	listen := fs.String("listen", "127.0.0.1:8090", "address to serve clients on")
 	keyFile := fs.String("key-file", "", "the server's token key file (raw, as the server writes it, or hex); clients' tokens are checked here")
 	keyHex := fs.String("key", "", "the token key in hex (prefer --key-file: flags are visible to other users)")
-	tok := fs.String("token", "", "relay token for the upstream (default: signed with the key, if given)")
+	tok := fs.String("token", "", "relay token for the upstream (default: signed with the key)")
 	var origins multi
 	fs.Var(&origins, "allow-origin", "host pattern (e.g. 'example.com:*') whose pages may connect; repeatable")
 	maxClients := fs.Int("max-clients", 5000, "most downstream connections")
@@ -43,15 +43,17 @@ func main() {
 	fs.Parse(os.Args[1:])
 	log := cli.Logger(*level)
 	if *upstream == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: relay --upstream http://HOST:PORT [--listen ADDR] [--key-file F | --key HEX] [--token T] [--allow-origin P]... [--max-clients N] [--cache-dir DIR]")
+		fmt.Fprintln(os.Stderr, "usage: relay --upstream http://HOST:PORT (--key-file F | --key HEX) [--listen ADDR] [--token T] [--allow-origin P]... [--max-clients N] [--cache-dir DIR]")
 		os.Exit(cli.ExitError)
 	}
 	key, err := readKey(*keyFile, *keyHex)
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
-	if key == nil && *tok == "" {
-		log.Warn().Msg("no key and no --token: the upstream Hello carries no relay token, and clients' tokens are checked only upstream")
+	if key == nil {
+		// Without the key the relay cannot check a token, and would stream
+		// the log (every key typed) to anyone who connects.
+		cli.Fail(log, cli.ExitError, errors.New("no token key: give --key-file F (the server's key file) or --key HEX; a relay must check every client's token"))
 	}
 	reg := metrics.NewRegistry()
 	h, err := hub.New(hub.Options{

@@ -99,12 +99,13 @@ func (h *Hub) serveClient(w http.ResponseWriter, r *http.Request) {
 		d.ws.Fail(wire.CodeMalformed, "a relay connects to /upstream/{session}, not /ws/")
 		return
 	}
-	if code, err := h.checkToken(hello.Token, id, false); err != nil {
+	claims, code, err := h.checkToken(hello.Token, id, false)
+	if err != nil {
 		h.log.Info().Str("peer", d.ws.Remote()).Err(err).Msg("client refused")
 		d.ws.Fail(code, err.Error())
 		return
 	}
-	m := &member{d: d, id: h.newClientID(), name: "pending", forwarded: true}
+	m := &member{d: d, id: h.newClientID(), name: "pending", forwarded: true, tokRole: claims.Role}
 	s, ok := h.join(id, m)
 	if !ok {
 		d.ws.Fail(wire.CodeShutdown, "relay shutting down")
@@ -182,7 +183,7 @@ func (h *Hub) serveChild(w http.ResponseWriter, r *http.Request) {
 		d.ws.Fail(wire.CodeMalformed, "/upstream/ is for relays (Hello with the relay capability): clients connect to /ws/{session}")
 		return
 	}
-	if code, err := h.checkToken(hello.Token, id, true); err != nil {
+	if _, code, err := h.checkToken(hello.Token, id, true); err != nil {
 		h.log.Info().Str("peer", d.ws.Remote()).Err(err).Msg("child relay refused")
 		d.ws.Fail(code, err.Error())
 		return
@@ -256,7 +257,7 @@ func (s *session) fromChild(m *member, msg wire.Message, b []byte) error {
 				delete(s.routes, old)
 				s.upGone(old, "replaced")
 			}
-			if code, err := s.h.checkToken(hello.Token, s.id, false); err != nil {
+			if _, code, err := s.h.checkToken(hello.Token, s.id, false); err != nil {
 				s.pushMsg(m, &wire.Routed{Client: v.Client, Msg: &wire.Error{Code: code, Text: cutText(err.Error())}}, catControl)
 				s.pushMsg(m, &wire.Gone{Client: v.Client, Reason: "refused"}, catControl)
 				return nil

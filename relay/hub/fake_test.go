@@ -16,6 +16,7 @@ import (
 
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
+	"replaydesk/shared/token"
 	"replaydesk/shared/wire"
 	"replaydesk/shared/wsconn"
 )
@@ -131,7 +132,7 @@ func (f *fakeUp) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		if rt, ok := msg.(*wire.Routed); ok {
 			if h, ok := rt.Msg.(*wire.Hello); ok {
 				var ans wire.Message = &wire.Welcome{Major: 1, Minor: 1, SessionID: "s1", User: uint16(rt.Client % 60000), Role: f.role, Mode: wire.ModeDisplay, TickRate: 60, Tick: 1000}
-				if h.Token == "refuse-me" {
+				if h.Name == "refuse-me" {
 					ans = &wire.Error{Code: wire.CodeUnauthorized, Text: "refused upstream"}
 				}
 				ws.Send(context.Background(), &wire.Routed{Client: rt.Client, Msg: ans})
@@ -212,9 +213,19 @@ func announce(n uint64, pos recordlog.Pos) *wire.SnapshotAnnounce {
 	return &wire.SnapshotAnnounce{Number: n, ManifestHash: [32]byte{byte(n)}, Tick: pos.Tick, Step: pos.Step, Pos: pos}
 }
 
+// testKey is the key of the tests' relays (unless a test brings its own);
+// tok is a viewer's token for session s1 under it.
+var (
+	testKey = token.NewKey()
+	tok     = token.Sign(testKey, token.Claims{Session: "s1", Role: token.RoleViewer, Name: "t", Expiry: time.Now().Add(24 * time.Hour)})
+)
+
 // newRelay starts a hub in front of upstream URL up.
 func newRelay(t testing.TB, o Options) (*Hub, *httptest.Server) {
 	t.Helper()
+	if o.Key == nil {
+		o.Key = testKey
+	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}

@@ -38,11 +38,13 @@ type Options struct {
 	// Upstream is the base http:// URL of the server or parent relay
 	// (WebSocket at /upstream/{session}, page service at /pages/… etc.).
 	Upstream string
-	// Key, if set, is the token key: clients' tokens are checked here, and
-	// bad ones refused without bothering the upstream.
+	// Key is the token key (required): clients' tokens are checked here,
+	// and bad ones refused without bothering the upstream. A relay that
+	// could not check would hand the log (every key typed) to anyone who
+	// asks, so New refuses to make one without a key.
 	Key []byte
-	// UpstreamToken is the relay token sent in upstream Hellos; if empty
-	// and Key is set, the hub signs one per session.
+	// UpstreamToken is the relay token sent in upstream Hellos and upstream
+	// HTTP requests; if empty, the hub signs one per session with Key.
 	UpstreamToken string
 	// AllowOrigins are host patterns (path.Match, e.g. "127.0.0.1:*")
 	// whose browser pages may connect besides the relay's own host.
@@ -83,6 +85,9 @@ const (
 	lagForwardEvery = time.Second      // Lag goes upstream at most this often per client
 )
 
+// minKey is the shortest token key accepted (the relay command's rule too).
+const minKey = 16
+
 // Hub is a relay. Use Handler to serve it.
 type Hub struct {
 	opts     Options
@@ -107,6 +112,9 @@ func New(o Options) (*Hub, error) {
 	u, err := url.Parse(o.Upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("hub: upstream %q: want an http:// or https:// base URL", o.Upstream)
+	}
+	if len(o.Key) < minKey {
+		return nil, errors.New("hub: no token key (or shorter than 16 bytes): a relay must check every token, or it would serve the log to anyone")
 	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 5000
@@ -228,32 +236,29 @@ func (h *Hub) Close() {
 
 // upstreamToken is the relay token for session id's upstream Hello.
 func (h *Hub) upstreamToken(id string) string {
-	if h.opts.UpstreamToken != "" || h.opts.Key == nil {
+	if h.opts.UpstreamToken != "" {
 		return h.opts.UpstreamToken
 	}
 	return token.Sign(h.opts.Key, token.Claims{Session: id, Role: token.RoleRelay, Name: "relay", Expiry: time.Now().Add(24 * time.Hour)})
 }
 
-// checkToken verifies a downstream Hello's token when the hub has the key.
-// relay says the connection is a child relay's own.
-func (h *Hub) checkToken(tok, session string, relay bool) (wire.ErrorCode, error) {
-	if h.opts.Key == nil {
-		return 0, nil
-	}
+// checkToken verifies a downstream Hello's token. relay says the
+// connection is a child relay's own.
+func (h *Hub) checkToken(tok, session string, relay bool) (token.Claims, wire.ErrorCode, error) {
 	c, err := token.Verify(h.opts.Key, tok, time.Now())
 	if err != nil {
-		return wire.CodeUnauthorized, err
+		return c, wire.CodeUnauthorized, err
 	}
 	if c.Session != session {
-		return wire.CodeUnauthorized, fmt.Errorf("token is for session %q, not %q", c.Session, session)
+		return c, wire.CodeUnauthorized, fmt.Errorf("token is for session %q, not %q", c.Session, session)
 	}
 	if relay != (c.Role == token.RoleRelay) {
 		if relay {
-			return wire.CodeForbidden, errors.New("a relay connection needs a relay token")
+			return c, wire.CodeForbidden, errors.New("a relay connection needs a relay token")
 		}
-		return wire.CodeForbidden, errors.New("a relay token does not admit a person: connect a relay to /upstream/")
+		return c, wire.CodeForbidden, errors.New("a relay token does not admit a person: connect a relay to /upstream/")
 	}
-	return 0, nil
+	return c, 0, nil
 }
 
 // register counts a new downstream connection; false if the hub is full or

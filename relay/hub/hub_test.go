@@ -47,7 +47,7 @@ func TestFanoutIdenticalAndInOrder(t *testing.T) {
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	var cs []*cl
 	for range 5 {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		c.dual(t)
 		cs = append(cs, c)
 	}
@@ -84,7 +84,7 @@ func TestLateJoinerGetsNewestSnapshotAndLogSince(t *testing.T) {
 	state = append(state, asMsgs(second)...)
 	f.setState(state...)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, w := join(t, srv, "tok")
+	c, w := join(t, srv, tok)
 	if w.Mode != wire.ModeDisplay {
 		t.Fatalf("welcome mode %d", w.Mode)
 	}
@@ -101,7 +101,7 @@ func TestLateJoinerGetsNewestSnapshotAndLogSince(t *testing.T) {
 	old.Pos.Tick = 1005 + 601
 	up.send(t, old)
 	expectLog(t, c, old) // c is logging already
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.dual(t)
 	up.expect(t, "the late joiner's dual request", func(m wire.Message) bool {
 		r, ok := m.(*wire.Routed)
@@ -120,11 +120,11 @@ func TestSlowClientForcedToDisplayNobodyWaits(t *testing.T) {
 	f.setState(announce(1, pos0))
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 64 << 10, Metrics: reg})
-	slow, _ := join(t, srv, "tok")
+	slow, _ := join(t, srv, tok)
 	slow.dual(t)
 	var fast []*cl
 	for range 2 {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		c.dual(t)
 		fast = append(fast, c)
 	}
@@ -277,7 +277,7 @@ func TestWrongTokenRefusedWithoutUpstream(t *testing.T) {
 func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	ok, _ := join(t, srv, "tok")
+	ok, _ := join(t, srv, tok)
 	up := f.conn(t)
 	cases := []struct {
 		name string
@@ -290,7 +290,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 		{"oversized", make([]byte, wire.MaxMessage+1), wire.CodeLimit}, // told why (wsconn), then closed
 	}
 	for _, tc := range cases {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		if err := c.ws.SendBytes(context.Background(), tc.b); err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +318,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	b := enc(t, &wire.Pong{Seq: 1})
 	for range 2 * msgRate {
 		if err := c.ws.SendBytes(context.Background(), b); err != nil {
@@ -339,8 +339,8 @@ func TestRateLimit(t *testing.T) {
 func TestClientKilledMeansGoneUpstream(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	stay, _ := join(t, srv, "tok")
-	c, w := join(t, srv, "tok")
+	stay, _ := join(t, srv, tok)
+	c, w := join(t, srv, tok)
 	up := f.conn(t)
 	c.ws.CloseNow()
 	g := up.expect(t, "Gone", func(m wire.Message) bool { _, ok := m.(*wire.Gone); return ok }).(*wire.Gone)
@@ -358,8 +358,8 @@ func TestChainedRelaysMapNumbersBothWays(t *testing.T) {
 	f.setState(announce(1, pos0))
 	_, a := newRelay(t, Options{Upstream: f.srv.URL})
 	_, b := newRelay(t, Options{Upstream: a.URL})
-	c1, w1 := join(t, b, "tok")
-	c2, w2 := join(t, b, "tok")
+	c1, w1 := join(t, b, tok)
+	c2, w2 := join(t, b, tok)
 	if w1.User == w2.User {
 		t.Fatal("two clients, one number")
 	}
@@ -420,7 +420,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	bs := blocks(0, pos0.Offset, 10, 100)
 	f.setState(append([]wire.Message{announce(1, pos0)}, asMsgs(bs)...)...)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	c.send(t, &wire.Resume{Pos: bs[5].Pos})
 	expectLog(t, c, asMsgs(bs[5:])...)
@@ -435,7 +435,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	})
 
 	// Caught up exactly: nothing to resend, the next live block follows.
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.send(t, &wire.Resume{Pos: recordlog.Pos{Offset: endOff + int64(len(live.Block)), Tick: 1011}})
 	c2.send(t, &wire.Ping{Seq: 5})
 	if _, ok := c2.next(t).(*wire.Pong); !ok {
@@ -446,7 +446,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	expectLog(t, c2, live2)
 
 	// Unknown position: the newest snapshot and the log after it.
-	c3, _ := join(t, srv, "tok")
+	c3, _ := join(t, srv, tok)
 	c3.send(t, &wire.Resume{Pos: recordlog.Pos{Segment: 7, Offset: 99}})
 	expectLog(t, c3, append(append([]wire.Message{announce(1, pos0)}, asMsgs(bs)...), live, live2)...)
 }
@@ -454,7 +454,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 func TestDisplayDeltasOnlyAfterKeyFrame(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	id := up.expect(t, "Hello", func(m wire.Message) bool { _, ok := m.(*wire.Routed); return ok }).(*wire.Routed).Client
 	frame := func(seq uint64, key bool) *wire.DisplayFrame {
@@ -487,7 +487,9 @@ func TestPageCache(t *testing.T) {
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir, Metrics: reg})
 	get := func(srv string, path string) (int, string, http.Header) {
 		t.Helper()
-		resp, err := http.Get(srv + path)
+		req, _ := http.NewRequest("GET", srv+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -545,8 +547,8 @@ func TestPageCache(t *testing.T) {
 func TestUpstreamLostAndBack(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c1, _ := join(t, srv, "tok")
-	c2, _ := join(t, srv, "tok")
+	c1, _ := join(t, srv, tok)
+	c2, _ := join(t, srv, tok)
 	up := f.conn(t)
 	f.down.Store(true)
 	up.ws.CloseNow()
@@ -558,7 +560,7 @@ func TestUpstreamLostAndBack(t *testing.T) {
 	}
 	// A client reconnecting while the upstream is down waits for it.
 	c3 := dial(t, srv, "s1")
-	c3.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "tok"})
+	c3.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: tok})
 	f.down.Store(false)
 	if _, ok := c3.next(t).(*wire.Welcome); !ok {
 		t.Fatal("no Welcome after the upstream came back")
@@ -570,7 +572,7 @@ func TestUpstreamRefusalReachesClient(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	c := dial(t, srv, "s1")
-	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "refuse-me"})
+	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: tok, Name: "refuse-me"})
 	e, ok := c.next(t).(*wire.Error)
 	if !ok || e.Code != wire.CodeUnauthorized || e.Text != "refused upstream" {
 		t.Fatalf("got %+v", e)
@@ -601,8 +603,8 @@ func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
 	f.setState(announce(1, pos0))
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Metrics: reg})
-	c3, _ := join(t, srv, "tok") // keeps the session (and its upstream) open
-	c, w := join(t, srv, "tok")
+	c3, _ := join(t, srv, tok) // keeps the session (and its upstream) open
+	c, w := join(t, srv, tok)
 	if w.Role != wire.RoleDisplayViewer {
 		t.Fatal(w.Role)
 	}
@@ -615,7 +617,7 @@ func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
 	up.expect(t, "Gone", func(m wire.Message) bool { _, ok := m.(*wire.Gone); return ok })
 
 	f.role = wire.RoleViewer
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.dual(t)
 	expectLog(t, c2, announce(1, pos0))
 	c3.send(t, &wire.Ping{Seq: 1})
@@ -677,8 +679,8 @@ func TestStuckClientClosed(t *testing.T) {
 	f := newFakeUp(t)
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 4 << 20, Metrics: reg})
-	stay, _ := join(t, srv, "tok")
-	stuck, _ := join(t, srv, "tok") // never reads again
+	stay, _ := join(t, srv, tok)
+	stuck, _ := join(t, srv, tok) // never reads again
 	up := f.conn(t)
 	var ids []uint32
 	for len(ids) < 2 {
@@ -738,7 +740,7 @@ func TestOneBigBlockIsNotSlowness(t *testing.T) {
 	f := newFakeUp(t)
 	f.setState(announce(1, pos0))
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 64 << 10})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	c.dual(t)
 	expectLog(t, c, announce(1, pos0))
@@ -780,7 +782,8 @@ func TestUnknownSessionUpstream(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	c := dial(t, srv, "nosuch")
-	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "tok"})
+	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay,
+		Token: token.Sign(testKey, token.Claims{Session: "nosuch", Role: token.RoleViewer, Expiry: time.Now().Add(time.Hour)})})
 	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeNoSession {
 		t.Fatalf("got %+v", e)
 	}
@@ -822,7 +825,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 func TestUpstreamErrorReachesClients(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	up.send(t, &wire.Error{Code: wire.CodeShutdown, Text: "session ended"})
 	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeShutdown || e.Text != "session ended" {
@@ -870,8 +873,8 @@ func TestBroadcastsReachEveryone(t *testing.T) {
 	f := newFakeUp(t)
 	_, a := newRelay(t, Options{Upstream: f.srv.URL})
 	_, b := newRelay(t, Options{Upstream: a.URL})
-	c1, _ := join(t, a, "tok")
-	c2, _ := join(t, b, "tok")
+	c1, _ := join(t, a, tok)
+	c2, _ := join(t, b, tok)
 	up := f.conn(t)
 	msgs := []wire.Message{
 		&wire.ControlGrant{By: 0, To: 1, Epoch: 2},
@@ -926,5 +929,15 @@ func TestSessionFilesNeedReplayRights(t *testing.T) {
 	}
 	if got := get("/pages/abc", ""); got != http.StatusOK {
 		t.Errorf("a page without a token: %d, want 200", got)
+	}
+}
+
+// A hub without a key would hand the log to anyone (issue 9, finding 3):
+// New refuses to make one.
+func TestNewRefusesNoKey(t *testing.T) {
+	for _, key := range [][]byte{nil, {}, make([]byte, 8)} {
+		if _, err := New(Options{Upstream: "http://127.0.0.1:1", Key: key}); err == nil || !strings.Contains(err.Error(), "key") {
+			t.Fatalf("key of %d bytes: New said %v, want a refusal", len(key), err)
+		}
 	}
 }
