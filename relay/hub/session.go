@@ -30,7 +30,7 @@ type member struct {
 	// A direct client.
 	id         uint32
 	tokRole    string // the role its verified token grants (token.Role*)
-	forwarded  bool // its Hello went upstream (so a Gone is due when it leaves)
+	forwarded  bool   // its Hello went upstream (so a Gone is due when it leaves)
 	welcomed   bool
 	role       wire.Role
 	mode       wire.Mode
