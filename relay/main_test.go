@@ -103,7 +103,7 @@ func TestRelayProcess(t *testing.T) {
 		t.Fatalf("got %+v %v", m, err)
 	}
 	for range 2 {
-		resp, err := http.Get(base + "/pages/abc")
+		resp, err := http.Get(base + "/pages/" + strings.Repeat("ab", 32))
 		if err != nil {
 			t.Fatal(err)
 		}

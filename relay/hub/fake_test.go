@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -33,6 +35,7 @@ type fakeUp struct {
 	pageHit atomic.Int64  // page-service requests served
 	role    wire.Role     // role in Welcomes (default viewer)
 	gate    chan struct{} // /pages/slow answers once this is closed
+	auth    chan string   // the Authorization header of every HTTP request, if made
 	// state sent right after the relay's Welcome
 	mu    sync.Mutex
 	state [][]byte
@@ -47,14 +50,15 @@ type upConn struct {
 
 func newFakeUp(t testing.TB) *fakeUp {
 	f := &fakeUp{t: t, conns: make(chan *upConn, 16), role: wire.RoleViewer, gate: make(chan struct{})}
+	f.auth = make(chan string, 1000)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", f.serveUpstream)
 	mux.HandleFunc("GET /pages/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)
-		if r.PathValue("hash") == "slow" {
+		if r.PathValue("hash") == hashOf("slow") {
 			<-f.gate
 		}
-		if r.PathValue("hash") == "missing" {
+		if r.PathValue("hash") == hashOf("missing") {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "no such page", http.StatusNotFound)
 			return
@@ -63,6 +67,11 @@ func newFakeUp(t testing.TB) *fakeUp {
 		w.Header().Set("ETag", `"`+r.PathValue("hash")+`"`)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		fmt.Fprintf(w, "page %s", r.PathValue("hash"))
+	})
+	mux.HandleFunc("GET /pages", func(w http.ResponseWriter, r *http.Request) {
+		f.pageHit.Add(1)
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		fmt.Fprintf(w, "pages %s", r.URL.RawQuery)
 	})
 	mux.HandleFunc("POST /pages/batch", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)
@@ -75,7 +84,15 @@ func newFakeUp(t testing.TB) *fakeUp {
 		w.Header().Set("Cache-Control", "no-cache")
 		fmt.Fprintf(w, "[]")
 	})
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/upstream/"+r.PathValue("session") {
+			select {
+			case f.auth <- r.Header.Get("Authorization"):
+			default:
+			}
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -211,6 +228,12 @@ func blocks(from uint64, off int64, count, size int) []*wire.LogBlock {
 
 func announce(n uint64, pos recordlog.Pos) *wire.SnapshotAnnounce {
 	return &wire.SnapshotAnnounce{Number: n, ManifestHash: [32]byte{byte(n)}, Tick: pos.Tick, Step: pos.Step, Pos: pos}
+}
+
+// hashOf names a test page: 64 hex digits, as the page service's names are.
+func hashOf(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:])
 }
 
 // testKey is the key of the tests' relays (unless a test brings its own);

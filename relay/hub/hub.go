@@ -57,12 +57,16 @@ type Options struct {
 	// HistoryBytes bounds the log kept per session for late joiners and
 	// Resume (default 64 MiB).
 	HistoryBytes int
-	// CacheDir, if set, keeps cached pages and manifests on disk too,
-	// at most CacheDiskBytes (default 1 GiB); CacheMemBytes bounds the
-	// in-memory cache (default 256 MiB).
-	CacheDir       string
-	CacheDiskBytes int64
-	CacheMemBytes  int64
+	// CacheDir, if set, keeps cached pages and manifests on disk too, at
+	// most CacheDiskBytes (default 1 GiB) in at most CacheDiskEntries files
+	// (default 262144); CacheMemBytes bounds the in-memory cache (default
+	// 256 MiB, names and headers counted), CacheMemEntries its entries
+	// (default 65536: a page is at most 4 KiB before compression).
+	CacheDir         string
+	CacheDiskBytes   int64
+	CacheDiskEntries int
+	CacheMemBytes    int64
+	CacheMemEntries  int
 	// Web, if set, serves /s/ and /web/ (the web app).
 	Web http.Handler
 	Log zerolog.Logger
@@ -130,6 +134,12 @@ func New(o Options) (*Hub, error) {
 	}
 	if o.CacheMemBytes <= 0 {
 		o.CacheMemBytes = 256 << 20
+	}
+	if o.CacheDiskEntries <= 0 {
+		o.CacheDiskEntries = 1 << 18
+	}
+	if o.CacheMemEntries <= 0 {
+		o.CacheMemEntries = 1 << 16
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()

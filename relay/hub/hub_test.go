@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -498,8 +500,8 @@ func TestPageCache(t *testing.T) {
 		return resp.StatusCode, string(b), resp.Header
 	}
 	for range 2 {
-		code, body, h := get(srv.URL, "/pages/abc")
-		if code != 200 || body != "page abc" || !strings.Contains(h.Get("Cache-Control"), "immutable") || h.Get("ETag") != `"abc"` {
+		code, body, h := get(srv.URL, "/pages/"+hashOf("abc"))
+		if code != 200 || body != "page "+hashOf("abc") || !strings.Contains(h.Get("Cache-Control"), "immutable") || h.Get("ETag") != `"`+hashOf("abc")+`"` {
 			t.Fatalf("got %d %q %v", code, body, h)
 		}
 	}
@@ -507,7 +509,7 @@ func TestPageCache(t *testing.T) {
 		t.Fatalf("upstream hit %d times for one page", n)
 	}
 	for range 2 {
-		if code, _, _ := get(srv.URL, "/pages/missing"); code != 404 {
+		if code, _, _ := get(srv.URL, "/pages/"+hashOf("missing")); code != 404 {
 			t.Fatalf("missing page: %d", code)
 		}
 		if code, body, _ := get(srv.URL, "/sessions/s1/snapshots"); code != 200 || body != "[]" {
@@ -536,7 +538,7 @@ func TestPageCache(t *testing.T) {
 	}
 	// A new relay on the same directory serves it from disk.
 	_, srv2 := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir})
-	if code, body, _ := get(srv2.URL, "/pages/abc"); code != 200 || body != "page abc" {
+	if code, body, _ := get(srv2.URL, "/pages/"+hashOf("abc")); code != 200 || body != "page "+hashOf("abc") {
 		t.Fatalf("from disk: %d %q", code, body)
 	}
 	if n := f.pageHit.Load(); n != 7 {
@@ -796,7 +798,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 	bodies := make(chan string, n)
 	for range n {
 		go func() {
-			resp, err := http.Get(srv.URL + "/pages/slow")
+			resp, err := http.Get(srv.URL + "/pages/" + hashOf("slow"))
 			if err != nil {
 				bodies <- err.Error()
 				return
@@ -813,7 +815,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(f.gate)
 	for range n {
-		if b := <-bodies; b != "page slow" {
+		if b := <-bodies; b != "page "+hashOf("slow") {
 			t.Fatalf("got %q", b)
 		}
 	}
@@ -927,7 +929,7 @@ func TestSessionFilesNeedReplayRights(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
-	if got := get("/pages/abc", ""); got != http.StatusOK {
+	if got := get("/pages/"+hashOf("abc"), ""); got != http.StatusOK {
 		t.Errorf("a page without a token: %d, want 200", got)
 	}
 }
@@ -938,6 +940,142 @@ func TestNewRefusesNoKey(t *testing.T) {
 	for _, key := range [][]byte{nil, {}, make([]byte, 8)} {
 		if _, err := New(Options{Upstream: "http://127.0.0.1:1", Key: key}); err == nil || !strings.Contains(err.Error(), "key") {
 			t.Fatalf("key of %d bytes: New said %v, want a refusal", len(key), err)
+		}
+	}
+}
+
+// Issue 9, finding 2: GETs of the all-zero page with a different query each
+// were each a miss stored under a new key, so the cache grew without bound
+// (60,000 of them took a relay from 65 MB to 1 GB). A name has one spelling
+// now: anything else in the URL is refused, and nothing is stored for it.
+func TestPageCacheNamesAreCanonical(t *testing.T) {
+	f := newFakeUp(t)
+	h, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	zero := strings.Repeat("0", 64)
+	pad := strings.Repeat("x", 8000)
+	get := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 300 {
+		if code := get(fmt.Sprintf("/pages/%s?i=%d&pad=%s", zero, i, pad)); code != http.StatusBadRequest {
+			t.Fatalf("request %d with a query: %d, want 400", i, code)
+		}
+	}
+	for _, p := range []string{
+		"/pages/" + strings.ToUpper(hashOf("a")), "/pages/" + zero[:63], "/manifests/" + zero + "?v=1",
+		"/pages?h=" + zero + "&x=1", "/pages?h=" + zero + "&h=zz", "/sessions/s1/log/?i=1",
+	} {
+		if code := get(p); code != http.StatusBadRequest && code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want a refusal", cutText(p), code)
+		}
+	}
+	if code := get("/pages/" + zero + "?" + strings.Repeat("y", maxURL)); code != http.StatusRequestURITooLong {
+		t.Errorf("a %d-byte URL: %d, want 414", maxURL, code)
+	}
+	h.cache.mu.Lock()
+	n, bytes := h.cache.lru.Len(), h.cache.memBytes
+	h.cache.mu.Unlock()
+	if n != 0 || bytes != 0 || f.pageHit.Load() != 0 {
+		t.Fatalf("refused requests reached the cache: %d entries, %d bytes, %d upstream fetches", n, bytes, f.pageHit.Load())
+	}
+	// The page's own names still work, each cached once.
+	for range 3 {
+		if get("/pages/"+zero) != 200 || get("/pages?h="+zero+"&h="+hashOf("a")) != 200 {
+			t.Fatal("a canonical name was refused")
+		}
+	}
+	if h.cache.lru.Len() != 2 || f.pageHit.Load() != 2 {
+		t.Fatalf("%d entries, %d upstream fetches; want 2 and 2", h.cache.lru.Len(), f.pageHit.Load())
+	}
+}
+
+// 100,000 distinct names keep the cache under its bounds in bytes (names
+// counted) and in entries, in memory and on disk.
+func TestPageCacheBoundedInBytesAndEntries(t *testing.T) {
+	f := newFakeUp(t)
+	h, _ := newRelay(t, Options{Upstream: f.srv.URL})
+	body := make([]byte, 1024) // shared: the test counts, it need not hold 100 MB
+	var biggest int
+	for i := range 100_000 {
+		e := &entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), Header: http.Header{"Etag": {`"x"`}}, body: body}
+		h.cache.putMem(e)
+		h.cache.mu.Lock()
+		biggest = max(biggest, h.cache.lru.Len())
+		var sum int64
+		if i%10_000 == 0 {
+			for el := h.cache.lru.Front(); el != nil; el = el.Next() {
+				e := el.Value.(*entry)
+				sum += int64(len(e.Key) + len(e.body))
+			}
+		}
+		h.cache.mu.Unlock()
+		if sum > 256<<20 {
+			t.Fatalf("after %d names: %d bytes of names and bodies held", i, sum)
+		}
+	}
+	if biggest > 1<<16 {
+		t.Fatalf("the cache held %d entries, want at most 65536", biggest)
+	}
+	// Bytes: names count. 1 KiB bodies under 1 MiB: far fewer than 1024.
+	h2, _ := newRelay(t, Options{Upstream: f.srv.URL, CacheMemBytes: 1 << 20})
+	for i := range 5000 {
+		h2.cache.putMem(&entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), body: body})
+	}
+	if n := h2.cache.lru.Len(); n*(1024+64) > 1<<20 {
+		t.Fatalf("%d entries of 1 KiB and a 71-byte name under a 1 MiB bound", n)
+	}
+	// Disk: at most CacheDiskEntries files.
+	dir := t.TempDir()
+	h3, _ := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir, CacheDiskEntries: 50})
+	for i := range 300 {
+		h3.cache.put(&entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), body: []byte("p")})
+		if ents, _ := os.ReadDir(dir); len(ents) > 50 {
+			t.Fatalf("after %d pages: %d files on disk, want at most 50", i+1, len(ents))
+		}
+	}
+}
+
+// Every HTTP request the relay makes upstream carries its own relay token
+// (issue 9, 8c: the server's upstream port requires one on every path),
+// whether or not the client sent one.
+func TestUpstreamRequestsCarryRelayToken(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	for _, c := range []struct{ path, bearer, session string }{
+		{"/pages/" + hashOf("p"), "", ""},
+		{"/pages/" + hashOf("q"), tok, "s1"},
+		{"/sessions/s1/snapshots", tok, "s1"},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+c.path, nil)
+		if c.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+c.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", c.path, resp.StatusCode)
+		}
+		var got string
+		select {
+		case got = <-f.auth:
+		default:
+			t.Fatalf("%s: did not reach the upstream", c.path)
+		}
+		bearer, ok := strings.CutPrefix(got, "Bearer ")
+		cl, err := token.Verify(testKey, bearer, time.Now())
+		if !ok || err != nil || cl.Role != token.RoleRelay || cl.Session != c.session {
+			t.Fatalf("%s: the upstream got Authorization %q (%+v, %v), want the relay's token for %q", c.path, cutText(got), cl, err, c.session)
 		}
 	}
 }
