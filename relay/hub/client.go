@@ -49,7 +49,14 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*down, *wire.Hello
 		http.Error(w, "bad session id", http.StatusBadRequest)
 		return nil, nil, nil, ""
 	}
-	ws, err := wsconn.Accept(w, r, wsconn.AcceptOptions{OriginPatterns: h.opts.AllowOrigins})
+	if ok, why := h.originAllowed(r); !ok {
+		h.m.refused("origin")
+		h.log.Info().Str("peer", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("host", r.Host).Msg("WebSocket from a foreign page refused")
+		http.Error(w, why, http.StatusForbidden)
+		return nil, nil, nil, ""
+	}
+	// Checked above, more strictly than the library (which trusts Host).
+	ws, err := wsconn.Accept(w, r, wsconn.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
 		h.log.Info().Err(err).Msg("WebSocket refused")
 		return nil, nil, nil, ""

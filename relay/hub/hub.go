@@ -46,8 +46,10 @@ type Options struct {
 	// UpstreamToken is the relay token sent in upstream Hellos and upstream
 	// HTTP requests; if empty, the hub signs one per session with Key.
 	UpstreamToken string
-	// AllowOrigins are host patterns (path.Match, e.g. "127.0.0.1:*")
-	// whose browser pages may connect besides the relay's own host.
+	// AllowOrigins are patterns (path.Match) of the origins whose browser
+	// pages may connect: whole origins ("https://desk.example.com") or
+	// hosts ("desk.example.com", "127.0.0.1:*"). The relay's own origin is
+	// allowed when its Host is an IP or localhost (see originAllowed).
 	AllowOrigins []string
 	// MaxClients bounds downstream connections (default 5000).
 	MaxClients int
@@ -379,12 +381,26 @@ type hubMetrics struct {
 	lagP50, lagP99                    *metrics.Value
 	forced, dropped                   *metrics.Value
 	hits, misses                      *metrics.Value
+	refusals                          map[string]*metrics.Value // refusals by reason
+	regMu                             sync.Mutex
+}
+
+// refused counts a connection or message refused for reason.
+func (m *hubMetrics) refused(reason string) {
+	m.regMu.Lock()
+	v := m.refusals[reason]
+	if v == nil {
+		v = m.reg.Counter(`replaydesk_relay_refused_total{reason="`+reason+`"}`, "Connections, Hellos and messages the relay refused, by reason.")
+		m.refusals[reason] = v
+	}
+	m.regMu.Unlock()
+	v.Add(1)
 }
 
 var modeNames = []string{"pending", "display", "dual", "replay", "relay"}
 
 func newHubMetrics(r *metrics.Registry) *hubMetrics {
-	m := &hubMetrics{reg: r, clients: map[string]*metrics.Value{}}
+	m := &hubMetrics{reg: r, clients: map[string]*metrics.Value{}, refusals: map[string]*metrics.Value{}}
 	for _, n := range modeNames {
 		m.clients[n] = r.Gauge(`replaydesk_relay_clients{mode="`+n+`"}`, "Downstream connections by mode (pending: no Welcome yet; relay: child relays).")
 	}

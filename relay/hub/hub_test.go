@@ -1079,3 +1079,55 @@ func TestUpstreamRequestsCarryRelayToken(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9, 8b: the origin check compared Origin with Host only, and a
+// DNS-rebinding page (its own name pointed at the relay) sends a Host equal
+// to its Origin. Origins are judged on their own now.
+func TestOriginForgedHostRefused(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, AllowOrigins: []string{"good.example", "https://desk.example.com", "10.1.2.3:*"}})
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	upgrade := func(origin, host string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/ws/s1", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, origin, host string
+		want               int
+	}{
+		{"rebinding: Origin and Host both the attacker's name", "http://evil.example:" + port, "evil.example:" + port, 403},
+		{"rebinding without a port", "http://evil.example", "evil.example", 403},
+		{"a name not listed, Host matching", "http://desk.example.com", "desk.example.com", 403},
+		{"listed origin, wrong scheme", "http://desk.example.com", "", 403},
+		{"listed origin", "https://desk.example.com", "", 101},
+		{"listed host pattern", "http://good.example", "", 101},
+		{"listed host:port pattern", "http://10.1.2.3:9999", "", 101},
+		{"own IP origin", "http://127.0.0.1:" + port, "", 101},
+		{"own origin, other scheme", "https://127.0.0.1:" + port, "", 403},
+		{"localhost", "http://localhost:" + port, "localhost:" + port, 101},
+		{"another port on this IP", "http://127.0.0.1:1", "", 403},
+		{"opaque origin", "null", "", 403},
+		{"not an origin", "http://127.0.0.1:" + port + "/x", "", 403},
+		{"native client: no Origin", "", "evil.example", 101},
+	} {
+		if got := upgrade(c.origin, c.host); got != c.want {
+			t.Errorf("%s (Origin %q, Host %q): %d, want %d", c.name, c.origin, c.host, got, c.want)
+		}
+	}
+}
