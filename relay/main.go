@@ -38,6 +38,9 @@ func main() {
 	var origins multi
 	fs.Var(&origins, "allow-origin", "host pattern (e.g. 'example.com:*') whose pages may connect; repeatable")
 	maxClients := fs.Int("max-clients", 5000, "most downstream connections")
+	connsPerToken := fs.Int("conns-per-token", 500, "most connections open at once with one token (a link may be shared)")
+	joinsPerMinute := fs.Int("joins-per-minute", 600, "most Hellos a minute with one token")
+	tokenMsgRate := fs.Int("token-msg-rate", 4000, "most messages a second from all the connections of one token")
 	cacheDir := fs.String("cache-dir", "", "keep cached pages on disk here too (default: memory only)")
 	level := fs.String("log-level", "info", "log level")
 	fs.Parse(os.Args[1:])
@@ -58,7 +61,8 @@ func main() {
 	reg := metrics.NewRegistry()
 	h, err := hub.New(hub.Options{
 		Upstream: *upstream, Key: key, UpstreamToken: *tok, AllowOrigins: origins,
-		MaxClients: *maxClients, CacheDir: *cacheDir, Log: log, Metrics: reg,
+		MaxClients: *maxClients, ConnsPerToken: *connsPerToken, JoinsPerMinute: *joinsPerMinute, TokenMsgRate: *tokenMsgRate,
+		CacheDir: *cacheDir, Log: log, Metrics: reg,
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)

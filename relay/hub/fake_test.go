@@ -36,6 +36,9 @@ type fakeUp struct {
 	role    wire.Role     // role in Welcomes (default viewer)
 	gate    chan struct{} // /pages/slow answers once this is closed
 	auth    chan string   // the Authorization header of every HTTP request, if made
+	// Hellos whose token (under testKey) has this role get no answer, as
+	// from a server slow to admit them.
+	holdRole string
 	// state sent right after the relay's Welcome
 	mu    sync.Mutex
 	state [][]byte
@@ -148,6 +151,10 @@ func (f *fakeUp) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		}
 		if rt, ok := msg.(*wire.Routed); ok {
 			if h, ok := rt.Msg.(*wire.Hello); ok {
+				if cl, err := token.Verify(testKey, h.Token, time.Now()); err == nil && f.holdRole != "" && cl.Role == f.holdRole {
+					c.in <- msg
+					continue
+				}
 				var ans wire.Message = &wire.Welcome{Major: 1, Minor: 1, SessionID: "s1", User: uint16(rt.Client % 60000), Role: f.role, Mode: wire.ModeDisplay, TickRate: 60, Tick: 1000}
 				if h.Name == "refuse-me" {
 					ans = &wire.Error{Code: wire.CodeUnauthorized, Text: "refused upstream"}

@@ -6,6 +6,10 @@
 // is moved to display mode instead of holding back anyone else. It also
 // serves a pull-through cache of the page service.
 //
+// It checks every token itself (New refuses to run without the key), and
+// limits what one token may do over all its connections (limits.go), so
+// that a shared link cannot lock anyone out or slow an owner down.
+//
 // The server embeds a Hub; `go run ./relay` runs one on its own.
 //
 // It must not know about the VM, the record log's records, display tiles or
@@ -53,6 +57,14 @@ type Options struct {
 	AllowOrigins []string
 	// MaxClients bounds downstream connections (default 5000).
 	MaxClients int
+	// Per token (by its claims: session, role and name), over all its
+	// connections to this relay: ConnsPerToken connections open at once
+	// (default 500), JoinsPerMinute Hellos a minute (default 600, and a
+	// burst of as many), TokenMsgRate messages a second (default 4000).
+	// A display link may be shared with hundreds of people.
+	ConnsPerToken  int
+	JoinsPerMinute int
+	TokenMsgRate   int
 	// QueueBytes bounds a client's queue (default 4 MiB); a child relay's
 	// queue may hold 16 times as much.
 	QueueBytes int
@@ -77,15 +89,27 @@ type Options struct {
 }
 
 // Variables for tests: a client's Hello must arrive within helloTimeout; a
-// queue over its bound that long without draining closes the client.
+// queue over its bound that long without draining closes the client, as
+// does one write blocked for writeTimeout (a peer that reads nothing: its
+// socket's buffers are full).
 var (
 	helloTimeout = 10 * time.Second
 	fullTimeout  = 30 * time.Second
+	writeTimeout = 10 * time.Second
 )
 
 // Protocol constants from docs/live-sessions.md.
 const (
-	welcomeTimeout  = 15 * time.Second // the upstream's answer to a Hello
+	welcomeTimeout = 15 * time.Second // the upstream's answer to a Hello
+	// Admission control: at most this many Hellos of roles that cannot
+	// type wait for the upstream's answer per session; more wait here, so
+	// a flood of joins reaches the server at the pace it answers, and an
+	// owner's or controller's Hello (never held) does not queue behind it.
+	maxHellosInFlight = 16
+	// Presence (who is in the session) goes downstream at most this often:
+	// every join changes it, and a thousand joins would otherwise send a
+	// thousand lists to each of a thousand clients.
+	presenceEvery   = 250 * time.Millisecond
 	snapshotFresh   = 10 * time.Second // a dual client gets the held snapshot if at most this old
 	msgRate         = 400              // client messages per second, and the burst
 	lagForwardEvery = time.Second      // Lag goes upstream at most this often per client
@@ -105,6 +129,7 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	conns    map[*down]struct{}
+	tokens   map[string]*tokenUse // by identity (limits.go)
 	nextID   atomic.Uint32
 	closed   bool
 
@@ -124,6 +149,15 @@ func New(o Options) (*Hub, error) {
 	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 5000
+	}
+	if o.ConnsPerToken <= 0 {
+		o.ConnsPerToken = defaultConnsPerToken
+	}
+	if o.JoinsPerMinute <= 0 {
+		o.JoinsPerMinute = defaultJoinsPerMinute
+	}
+	if o.TokenMsgRate <= 0 {
+		o.TokenMsgRate = defaultTokenMsgRate
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 4 << 20
@@ -153,6 +187,7 @@ func New(o Options) (*Hub, error) {
 		m:        newHubMetrics(o.Metrics),
 		sessions: map[string]*session{},
 		conns:    map[*down]struct{}{},
+		tokens:   map[string]*tokenUse{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.cache, err = newPageCache(h, u)
@@ -363,6 +398,9 @@ func (h *Hub) watchdog() {
 				h.log.Warn().Str("peer", d.ws.Remote()).Stringer("for", fullTimeout).Msg("client's queue stayed full: closing it")
 				d.fail(wire.CodeTooSlow, fmt.Sprintf("too slow: the relay's queue for this connection stayed full for %s", fullTimeout))
 			}
+			h.mu.Lock()
+			h.pruneTokens(now)
+			h.mu.Unlock()
 			h.m.updateLag(ss)
 			for _, s := range ss {
 				s.retryKeys()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"replaydesk/shared/abi"
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/token"
@@ -1130,4 +1131,280 @@ func TestOriginForgedHostRefused(t *testing.T) {
 			t.Errorf("%s (Origin %q, Host %q): %d, want %d", c.name, c.origin, c.host, got, c.want)
 		}
 	}
+}
+
+func signed(role, name string) string {
+	return token.Sign(testKey, token.Claims{Session: "s1", Role: role, Name: name, Expiry: time.Now().Add(time.Hour)})
+}
+
+// Issue 9, finding 5: Input from a role that cannot type is answered by the
+// relay (InputRefused, rate-limited) and never goes upstream; an owner's
+// does.
+func TestInputFromViewerRefusedAtRelay(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	owner, _ := join(t, srv, signed(token.RoleOwner, "o"))
+	disp, _ := join(t, srv, signed(token.RoleDisplay, ""))
+	up := f.conn(t)
+	in := &wire.Input{Seq: 77, Events: []abi.Event{{Type: abi.EvText, Text: "x"}}}
+	for range 50 {
+		disp.send(t, in)
+	}
+	ref, ok := disp.next(t).(*wire.InputRefused)
+	if !ok || ref.Seq != 77 || ref.Reason != wire.RefuseViewerOnly {
+		t.Fatalf("got %+v, want InputRefused for seq 77", ref)
+	}
+	owner.send(t, &wire.Input{Seq: 1, Events: []abi.Event{{Type: abi.EvText, Text: "o"}}})
+	var inputs []uint64
+	up.expect(t, "the owner's Input", func(m wire.Message) bool {
+		if r, ok := m.(*wire.Routed); ok {
+			if x, ok := r.Msg.(*wire.Input); ok {
+				inputs = append(inputs, x.Seq)
+				return x.Seq == 1
+			}
+		}
+		return false
+	})
+	if len(inputs) != 1 {
+		t.Fatalf("Inputs upstream: seq %v, want only the owner's 1", inputs)
+	}
+	// At most refusalRate answers for 50 refused Inputs, then a Pong: the
+	// connection stays.
+	disp.send(t, &wire.Ping{Seq: 9})
+	answers := 1
+	for {
+		m := disp.next(t)
+		if p, ok := m.(*wire.Pong); ok && p.Seq == 9 {
+			break
+		}
+		if _, ok := m.(*wire.InputRefused); ok {
+			answers++
+		}
+	}
+	if answers > refusalRate+1 {
+		t.Fatalf("%d InputRefused for 50 Inputs: the answers are not rate-limited", answers)
+	}
+}
+
+// Issue 9, findings 4 and 5: limits per token, not only per connection.
+func TestPerTokenLimits(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, ConnsPerToken: 3, JoinsPerMinute: 5, TokenMsgRate: 60})
+	display := signed(token.RoleDisplay, "")
+	refusal := func(c *cl) *wire.Error {
+		t.Helper()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, _, err := c.ws.Recv(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("closed without an Error: %v", err)
+			}
+			if e, ok := m.(*wire.Error); ok {
+				return e
+			}
+		}
+	}
+	var conns []*cl
+	for range 3 {
+		c, _ := join(t, srv, display)
+		conns = append(conns, c)
+	}
+	x := dial(t, srv, "s1")
+	x.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+	if e := refusal(x); e.Code != wire.CodeLimit || !strings.Contains(e.Text, "connections") {
+		t.Fatalf("a 4th connection of one token: %+v, want a limit", e)
+	}
+	// Another token is not affected.
+	other, _ := join(t, srv, signed(token.RoleViewer, "v"))
+	// Joins: 5 a minute. Three were admitted and one refused (refusals
+	// count: a flood of refused Hellos is still a flood).
+	conns[0].ws.CloseNow()
+	time.Sleep(100 * time.Millisecond)
+	c5, _ := join(t, srv, display)
+	conns[0] = c5
+	conns[1].ws.CloseNow()
+	time.Sleep(100 * time.Millisecond)
+	y := dial(t, srv, "s1")
+	y.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+	if e := refusal(y); e.Code != wire.CodeLimit || !strings.Contains(e.Text, "minute") {
+		t.Fatalf("a 6th join in a minute: %+v, want a limit", e)
+	}
+	// Messages: 60 a second over the token's connections, each well under
+	// its own 400.
+	for range 40 {
+		conns[0].send(t, &wire.Ping{Seq: 1})
+		conns[2].send(t, &wire.Ping{Seq: 1})
+	}
+	e0, e2 := make(chan *wire.Error, 1), make(chan *wire.Error, 1)
+	go func() { e0 <- refusalNoFatal(conns[0]) }()
+	go func() { e2 <- refusalNoFatal(conns[2]) }()
+	got := []*wire.Error{<-e0, <-e2}
+	limited := 0
+	for _, e := range got {
+		if e != nil && e.Code == wire.CodeLimit && strings.Contains(e.Text, "together") {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatalf("80 messages a second from one token's connections, limit 60: %+v %+v", got[0], got[1])
+	}
+	other.send(t, &wire.Ping{Seq: 5})
+	for {
+		if p, ok := other.next(t).(*wire.Pong); ok && p.Seq == 5 {
+			break
+		}
+	}
+}
+
+// refusalNoFatal waits for c's Error (nil if it closes without one, or
+// stays open for 3 s).
+func refusalNoFatal(c *cl) *wire.Error {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		m, _, err := c.ws.Recv(ctx)
+		cancel()
+		if err != nil {
+			return nil
+		}
+		if e, ok := m.(*wire.Error); ok {
+			return e
+		}
+	}
+}
+
+// Issue 9, finding 4: a flood of display Hellos reaches the upstream at
+// most maxHellosInFlight unanswered at a time, and an owner's Hello goes
+// ahead of them.
+func TestHelloAdmission(t *testing.T) {
+	f := newFakeUp(t)
+	f.holdRole = token.RoleDisplay // the upstream is slow to answer display viewers
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	first, _ := join(t, srv, signed(token.RoleViewer, "v")) // opens the upstream
+	up := f.conn(t)
+	display := signed(token.RoleDisplay, "")
+	var flood []*cl
+	for range 3 * maxHellosInFlight {
+		c := dial(t, srv, "s1")
+		c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+		flood = append(flood, c)
+	}
+	owner, w := join(t, srv, signed(token.RoleOwner, "o"))
+	if w.User == 0 {
+		t.Fatal("no Welcome for the owner")
+	}
+	// Count the display Hellos the upstream got before the owner's.
+	hellos := 0
+	up.expect(t, "the owner's Hello", func(m wire.Message) bool {
+		r, ok := m.(*wire.Routed)
+		if !ok {
+			return false
+		}
+		h, ok := r.Msg.(*wire.Hello)
+		if !ok {
+			return false
+		}
+		if cl, _ := token.Verify(testKey, h.Token, time.Now()); cl.Role == token.RoleOwner {
+			return true
+		}
+		hellos++
+		return false
+	})
+	time.Sleep(200 * time.Millisecond)
+	for len(up.in) > 0 {
+		if r, ok := (<-up.in).(*wire.Routed); ok && r.Msg.Type() == wire.TypeHello {
+			hellos++
+		}
+	}
+	if hellos > maxHellosInFlight+1 { // +1: the first viewer's
+		t.Fatalf("%d unanswered Hellos went upstream, want at most %d", hellos, maxHellosInFlight)
+	}
+	owner.send(t, &wire.Ping{Seq: 1})
+	first.send(t, &wire.Ping{Seq: 1})
+	_ = flood
+}
+
+// Issue 9, finding 4: every join changes Presence; the relay sends it at
+// most every presenceEvery, the newest, and a slow client holds one.
+func TestPresenceCoalesced(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	c, _ := join(t, srv, tok)
+	up := f.conn(t)
+	for i := range 200 {
+		up.send(t, &wire.Presence{Control: wire.ControlShared, Users: []wire.PresenceUser{{User: uint16(i + 1), Name: "u", Role: wire.RoleViewer, Mode: wire.ModeDisplay}}})
+	}
+	// Read until the newest list arrives (one Recv deadline for all: the
+	// library closes a connection whose read times out).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, last := 0, uint16(0)
+	for last != 200 {
+		m, _, err := c.ws.Recv(ctx)
+		if err != nil {
+			t.Fatalf("after %d Presence messages (the last for user %d): %v", got, last, err)
+		}
+		if p, ok := m.(*wire.Presence); ok {
+			got++
+			last = p.Users[0].User
+		}
+	}
+	if got > 5 || last != 200 {
+		t.Fatalf("%d Presence messages for 200 changes, the last for user %d; want a few, the last for 200", got, last)
+	}
+}
+
+// Issue 9, finding 4: a client that reads nothing was dropped only after
+// 30-40 s; now one write blocked for writeTimeout closes it.
+func TestNonReaderDroppedByWriteDeadline(t *testing.T) {
+	oldW, oldF := writeTimeout, fullTimeout
+	writeTimeout, fullTimeout = 300*time.Millisecond, time.Hour
+	defer func() { writeTimeout, fullTimeout = oldW, oldF }()
+	f := newFakeUp(t)
+	reg := metrics.NewRegistry()
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Metrics: reg})
+	stay, _ := join(t, srv, tok)
+	stuck, _ := join(t, srv, tok) // never reads again
+	up := f.conn(t)
+	var ids []uint32
+	for len(ids) < 2 {
+		ids = append(ids, up.expect(t, "Hello", func(m wire.Message) bool {
+			r, ok := m.(*wire.Routed)
+			return ok && r.Msg.Type() == wire.TypeHello
+		}).(*wire.Routed).Client)
+	}
+	frame := &wire.DisplayFrame{Key: true, Width: 512, Height: 512,
+		Tiles: []wire.Tile{{W: 512, H: 512, Encoding: wire.EncRaw, Data: make([]byte, 512*512*4)}}}
+	start := time.Now()
+	for gone := false; !gone; {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("a client that reads nothing was not dropped")
+		}
+		up.send(t, &wire.Routed{Client: ids[1], Msg: frame})
+		select {
+		case m := <-up.in:
+			if g, ok := m.(*wire.Gone); ok && g.Client == ids[1] {
+				gone = true
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// The library closes the connection as the write times out, so the
+	// reader may report the client gone before the writer counts.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v := reg.Counter(`replaydesk_relay_refused_total{reason="write_timeout"}`, "").Get()
+		if v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write timeouts counted: %g, want 1", v)
+		}
+	}
+	stay.send(t, &wire.Ping{Seq: 3})
+	for {
+		if p, ok := stay.next(t).(*wire.Pong); ok && p.Seq == 3 {
+			break
+		}
+	}
+	_ = stuck
 }

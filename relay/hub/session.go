@@ -29,8 +29,13 @@ type member struct {
 
 	// A direct client.
 	id         uint32
-	tokRole    string // the role its verified token grants (token.Role*)
-	forwarded  bool   // its Hello went upstream (so a Gone is due when it leaves)
+	tokRole    string    // the role its verified token grants (token.Role*)
+	prio       bool      // its messages go upstream ahead of others' (owner, controller)
+	use        *tokenUse // its token's shared limits
+	refusals   *bucket   // InputRefused answered here
+	helloB     []byte    // its routed Hello, until it goes upstream
+	inFlight   bool      // its Hello went upstream and awaits the answer (counted in session.inFlight)
+	forwarded  bool      // its Hello went upstream (so a Gone is due when it leaves)
 	welcomed   bool
 	role       wire.Role
 	mode       wire.Mode
@@ -81,7 +86,15 @@ type session struct {
 	welcome   *wire.Welcome
 	welcomeB  []byte
 	upq       [][]byte
+	upqHi     [][]byte // owners' and controllers' messages: sent first
 	upWake    chan struct{}
+	// Admission control (maxHellosInFlight): Hellos of roles that cannot
+	// type that wait for the upstream's answer, and those waiting here.
+	inFlight int
+	waiting  []*member
+
+	presenceAt  time.Time // when Presence last went downstream
+	presenceDue bool      // a newer Presence waits for presenceEvery
 
 	snaps     []heldSnap // at most 2, oldest first
 	blocks    []heldBlock
@@ -137,8 +150,9 @@ func (s *session) remove(m *member, reason string) {
 		delete(s.routes, m.id)
 		s.h.m.reg.Remove(lagName(m.id))
 		if m.forwarded {
-			s.upGone(m.id, reason)
+			s.upGoneM(m, reason)
 		}
+		s.answered(m)
 	}
 	if len(s.members) == 0 {
 		s.ending = true
@@ -152,12 +166,76 @@ func (s *session) upGone(id uint32, reason string) {
 	}
 }
 
+// upGoneM is upGone for a direct client, in its lane.
+func (s *session) upGoneM(m *member, reason string) {
+	if b, err := wire.Encode(&wire.Gone{Client: m.id, Reason: cutText(reason)}); err == nil {
+		s.upTo(m, b)
+	}
+}
+
 // upSend queues b for the upstream (sent once connected).
 func (s *session) upSend(b []byte) {
 	s.upq = append(s.upq, b)
+	s.upPoke()
+}
+
+// upTo queues b from or about direct client m: in the first lane for an
+// owner or controller, so nothing a flood sends delays them here.
+func (s *session) upTo(m *member, b []byte) {
+	if !m.prio {
+		s.upSend(b)
+		return
+	}
+	s.upqHi = append(s.upqHi, b)
+	s.upPoke()
+}
+
+func (s *session) upPoke() {
 	select {
 	case s.upWake <- struct{}{}:
 	default:
+	}
+}
+
+// admitHello sends m's routed Hello upstream now, or holds it while
+// maxHellosInFlight Hellos of roles that cannot type await their answer
+// (owners and controllers are never held).
+func (s *session) admitHello(m *member, b []byte) {
+	if !m.prio && s.inFlight >= maxHellosInFlight {
+		m.helloB = b
+		s.waiting = append(s.waiting, m)
+		return
+	}
+	s.forwardHello(m, b)
+}
+
+func (s *session) forwardHello(m *member, b []byte) {
+	m.forwarded = true
+	if !m.prio {
+		m.inFlight = true
+		s.inFlight++
+	}
+	s.upTo(m, b)
+}
+
+// answered notes that m's Hello needs no more waiting for (answered, or m
+// left) and lets the next held one go.
+func (s *session) answered(m *member) {
+	if !m.inFlight {
+		return
+	}
+	m.inFlight = false
+	s.inFlight--
+	for s.inFlight < maxHellosInFlight && len(s.waiting) > 0 {
+		w := s.waiting[0]
+		s.waiting[0] = nil
+		s.waiting = s.waiting[1:]
+		if s.members[w.d] != w {
+			continue // it left while held
+		}
+		b := w.helloB
+		w.helloB = nil
+		s.forwardHello(w, b)
 	}
 }
 
@@ -208,7 +286,8 @@ func (s *session) failAll(code wire.ErrorCode, text string) {
 	ms := s.members
 	s.members = map[*down]*member{}
 	s.routes = map[uint32]route{}
-	s.upq = nil
+	s.upq, s.upqHi = nil, nil
+	s.inFlight, s.waiting = 0, nil
 	for _, m := range ms {
 		s.h.m.mode(m.name, "")
 		if !m.relay {
@@ -306,19 +385,30 @@ func (s *session) connected0(w *wire.Welcome, b []byte) {
 	}
 }
 
-// upWriter drains the upward queue onto ws.
+// upWriter drains the upward queues onto ws, one message at a time so that
+// an owner's or controller's message overtakes whatever else waits.
 func (s *session) upWriter(ctx context.Context, ws *wsconn.Conn, stop context.CancelFunc) {
 	for {
 		s.mu.Lock()
-		q := s.upq
-		s.upq = nil
+		var b []byte
+		switch {
+		case len(s.upqHi) > 0:
+			b = s.upqHi[0]
+			s.upqHi[0] = nil
+			s.upqHi = s.upqHi[1:]
+		case len(s.upq) > 0:
+			b = s.upq[0]
+			s.upq[0] = nil
+			s.upq = s.upq[1:]
+		}
 		s.mu.Unlock()
-		for _, b := range q {
+		if b != nil {
 			if err := ws.SendBytes(ctx, b); err != nil {
 				stop()
 				return
 			}
 			s.h.m.upOut.Add(float64(len(b)))
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -379,14 +469,25 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 				s.push(m, b, catDisplay)
 			}
 		}
-	case *wire.Presence, *wire.Estimates, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
+	case *wire.Presence:
+		s.presence = b
+		if time.Since(s.presenceAt) >= presenceEvery {
+			s.sendPresence()
+		} else if !s.presenceDue {
+			s.presenceDue = true
+			time.AfterFunc(presenceEvery-time.Since(s.presenceAt), func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if s.presenceDue {
+					s.sendPresence()
+				}
+			})
+		}
+	case *wire.Estimates, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
 		// Session state for everyone; control changes are broadcast too.
-		switch x := v.(type) {
-		case *wire.Estimates:
+		if x, ok := v.(*wire.Estimates); ok {
 			s.tick = max(s.tick, x.Tick)
 			s.estimates = b
-		case *wire.Presence:
-			s.presence = b
 		}
 		for _, m := range s.members {
 			if (m.relay && !m.relayPending) || m.welcomed {
@@ -395,6 +496,21 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 		}
 	default:
 		s.log.Warn().Stringer("type", msg.Type()).Msg("upstream sent an unrouted message the relay does not forward")
+	}
+}
+
+// sendPresence sends the newest Presence to everyone welcomed. A Presence
+// still queued for a client is replaced, not added to: only the newest
+// list matters, so a client that reads slowly holds one.
+func (s *session) sendPresence() {
+	s.presenceDue, s.presenceAt = false, time.Now()
+	if s.presence == nil {
+		return
+	}
+	for _, m := range s.members {
+		if (m.relay && !m.relayPending) || m.welcomed {
+			s.push(m, s.presence, catPresence)
+		}
 	}
 }
 
@@ -579,7 +695,7 @@ func (s *session) push(m *member, b []byte, c cat) {
 		m.d.drop(catDisplay)
 		s.pushMsg(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason}, catControl)
 		// The server learns the mode and sends a key frame.
-		s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason})
+		s.upRouted(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason})
 	case m.hasKey:
 		// A display client behind on deltas: drop them and start again
 		// from a fresh key frame.
@@ -598,7 +714,7 @@ func (s *session) askKey(m *member) {
 		return
 	}
 	m.keyAsked = time.Now()
-	s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
+	s.upRouted(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
 }
 
 // retryKeys asks again for the key frames still due.
@@ -618,9 +734,9 @@ func (s *session) pushMsg(m *member, msg wire.Message, c cat) {
 	}
 }
 
-func (s *session) upRouted(id uint32, msg wire.Message) {
+func (s *session) upRouted(m *member, msg wire.Message) {
 	if b, err := wire.Encode(msg); err == nil {
-		s.upSend(routedBytes(id, b))
+		s.upTo(m, routedBytes(m.id, b))
 	}
 }
 
@@ -655,21 +771,24 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 			return // one Welcome per client: a second one is the upstream's bug
 		}
 		m.welcomed = true
+		s.answered(m)
 		m.role = x.Role
 		m.mode = wire.ModeDisplay
 		s.push(m, inner, catControl)
 		// The state it would otherwise wait for (the server's next ones
 		// follow).
-		for _, b := range [][]byte{s.presence, s.estimates} {
-			if b != nil {
-				s.push(m, b, catControl)
-			}
+		if s.presence != nil {
+			s.push(m, s.presence, catPresence)
+		}
+		if s.estimates != nil {
+			s.push(m, s.estimates, catControl)
 		}
 		s.h.m.mode(m.name, "display")
 		m.name = "display"
 		s.setMode(m, x.Mode)
 		return
 	case *wire.Error:
+		s.answered(m)
 		m.d.finishBytes(inner)
 		return
 	case *wire.DisplayFrame:
@@ -700,6 +819,7 @@ func (s *session) goneDown(v *wire.Gone) {
 		return
 	}
 	r.m.forwarded = false // the upstream knows
+	s.answered(r.m)
 	r.m.d.finish(wire.CodeForbidden, v.Reason)
 }
 
@@ -720,7 +840,7 @@ func (s *session) welcomeRelay(m *member) {
 		}
 	}
 	if s.presence != nil {
-		s.push(m, s.presence, catControl)
+		s.push(m, s.presence, catPresence)
 	}
 	if s.estimates != nil {
 		s.push(m, s.estimates, catControl)
