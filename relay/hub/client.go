@@ -185,7 +185,8 @@ func (h *Hub) serveChild(w http.ResponseWriter, r *http.Request) {
 		d.ws.Fail(code, err.Error())
 		return
 	}
-	m := &member{d: d, relay: true, name: "relay", children: map[uint32]uint32{}, relayPending: true}
+	m := &member{d: d, relay: true, name: "relay", children: map[uint32]uint32{}, relayPending: true,
+		multicast: hello.Caps&wire.CapMulticast != 0}
 	s, ok := h.join(id, m)
 	if !ok {
 		d.ws.Fail(wire.CodeShutdown, "relay shutting down")

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -588,8 +590,16 @@ func TestUpstreamRefusalReachesClient(t *testing.T) {
 func FuzzRoutedInner(f *testing.F) {
 	f.Add(routedBytes(5, []byte{16, 1, 2}))
 	f.Add([]byte{19, 0, 16, 1, 2})
+	f.Add(multicastBytes([]uint32{5, 300, 1 << 31}, []byte{16, 1, 2}))
+	f.Add([]byte{22, 1, 0, 16, 1, 2})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := wire.Decode(b)
+		if mc, ok := m.(*wire.Multicast); err == nil && ok {
+			inner, ierr := multicastInner(b)
+			if ierr != nil || !bytes.Equal(enc(t, mc.Msg), inner) || !bytes.Equal(multicastBytes(mc.Clients, inner), b) {
+				t.Fatalf("multicastInner disagrees with Decode on %x", b)
+			}
+		}
 		c, inner, ierr := routedInner(b)
 		r, isRouted := m.(*wire.Routed)
 		if err == nil && isRouted {
@@ -1407,4 +1417,33 @@ func TestNonReaderDroppedByWriteDeadline(t *testing.T) {
 		}
 	}
 	_ = stuck
+}
+
+// A Multicast key frame reaches each client listed, direct or behind a
+// child relay, once; deltas then flow to all of them.
+func TestMulticastKeyFrame(t *testing.T) {
+	f := newFakeUp(t)
+	_, a := newRelay(t, Options{Upstream: f.srv.URL})
+	_, b := newRelay(t, Options{Upstream: a.URL})
+	var cs []*cl
+	var ids []uint32
+	for _, srv := range []*httptest.Server{a, a, b, b} {
+		c, w := join(t, srv, tok)
+		cs = append(cs, c)
+		ids = append(ids, uint32(w.User)) // the fake's Welcome: user = the upstream's client number
+	}
+	up := f.conn(t)
+	if up.hello.Caps&wire.CapMulticast == 0 {
+		t.Fatal("the relay's Hello does not offer Multicast")
+	}
+	frame := func(seq uint64, key bool) *wire.DisplayFrame {
+		return &wire.DisplayFrame{Seq: seq, Tick: 1000 + seq, Key: key, Width: 8, Height: 8,
+			Tiles: []wire.Tile{{W: 8, H: 8, Encoding: wire.EncSolid, Data: []byte{1, 2, 3, byte(seq)}}}}
+	}
+	up.send(t, &wire.Multicast{Clients: append(slices.Clone(ids), 9999), Msg: frame(1, true)})
+	up.send(t, frame(2, false))
+	for i, c := range cs {
+		expectLog(t, c, frame(1, true), frame(2, false))
+		_ = i
+	}
 }

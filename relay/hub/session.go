@@ -22,10 +22,12 @@ type member struct {
 	relay bool
 	name  string // metrics mode name
 
-	// A child relay: its numbers for its clients → ours, and whether it
-	// still waits for the upstream's Welcome.
+	// A child relay: its numbers for its clients → ours, whether it
+	// still waits for the upstream's Welcome, and whether it takes
+	// Multicast.
 	children     map[uint32]uint32
 	relayPending bool
+	multicast    bool
 
 	// A direct client.
 	id         uint32
@@ -324,7 +326,7 @@ func (s *session) serveUpstream() (established bool, err error) {
 		s.mu.Unlock()
 	}()
 	caps := wire.CapRelay | wire.CapReplay | wire.CapDisplay | wire.CapZlib | wire.CapPalette |
-		wire.CapJPEG | wire.CapPNG | wire.CapPageCache | wire.CapDualStream
+		wire.CapJPEG | wire.CapPNG | wire.CapPageCache | wire.CapDualStream | wire.CapMulticast
 	if err := ws.Send(ctx, &wire.Hello{Major: wire.Major, Minor: wire.Minor, Caps: caps, Token: s.h.upstreamToken(s.id), Want: wire.ModeReplay, Name: "relay"}); err != nil {
 		return false, err
 	}
@@ -433,7 +435,12 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 	defer s.mu.Unlock()
 	switch v := msg.(type) {
 	case *wire.Routed:
-		s.routedDown(v, b)
+		_, inner, err := routedInner(b)
+		if err == nil {
+			s.routedDown(v.Client, v.Msg, inner)
+		}
+	case *wire.Multicast:
+		s.multicastDown(v, b)
 	case *wire.Gone:
 		s.goneDown(v)
 	case *wire.LogBlock:
@@ -750,22 +757,49 @@ func catOf(t wire.Type) cat {
 	return catControl
 }
 
-// routedDown delivers a message the upstream sent to one client.
-func (s *session) routedDown(v *wire.Routed, b []byte) {
-	r, ok := s.routes[v.Client]
-	if !ok {
-		return // it left; the upstream hears Gone
-	}
-	_, inner, err := routedInner(b)
+// multicastDown delivers a message the upstream sent to several clients:
+// to each direct one as if routed, and to each child relay once (one
+// Multicast with its numbers, or one Routed each if it did not ask for
+// Multicast).
+func (s *session) multicastDown(v *wire.Multicast, b []byte) {
+	inner, err := multicastInner(b)
 	if err != nil {
 		return
 	}
+	var children map[*member][]uint32
+	for _, id := range v.Clients {
+		r, ok := s.routes[id]
+		switch {
+		case !ok:
+		case r.child == 0:
+			s.routedDown(id, v.Msg, inner)
+		case !r.m.multicast:
+			s.push(r.m, routedBytes(r.child, inner), catOf(v.Msg.Type()))
+		default:
+			if children == nil {
+				children = map[*member][]uint32{}
+			}
+			children[r.m] = append(children[r.m], r.child)
+		}
+	}
+	for m, ids := range children {
+		s.push(m, multicastBytes(ids, inner), catOf(v.Msg.Type()))
+	}
+}
+
+// routedDown delivers a message the upstream sent to client id; inner is
+// msg's encoding.
+func (s *session) routedDown(id uint32, msg wire.Message, inner []byte) {
+	r, ok := s.routes[id]
+	if !ok {
+		return // it left; the upstream hears Gone
+	}
 	m := r.m
 	if r.child != 0 {
-		s.push(m, routedBytes(r.child, inner), catOf(v.Msg.Type()))
+		s.push(m, routedBytes(r.child, inner), catOf(msg.Type()))
 		return
 	}
-	switch x := v.Msg.(type) {
+	switch x := msg.(type) {
 	case *wire.Welcome:
 		if m.welcomed {
 			return // one Welcome per client: a second one is the upstream's bug
@@ -802,7 +836,7 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 		}
 		return
 	}
-	s.push(m, inner, catOf(v.Msg.Type()))
+	s.push(m, inner, catOf(msg.Type()))
 }
 
 // goneDown drops a client at the upstream's request, after what was routed
