@@ -1299,21 +1299,37 @@ func TestHelloAdmission(t *testing.T) {
 		c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
 		flood = append(flood, c)
 	}
+	// Held clients that talk before their Welcome: nothing of theirs may
+	// reach the upstream before their Hello.
+	for _, c := range flood {
+		c.send(t, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDisplay})
+	}
 	owner, w := join(t, srv, signed(token.RoleOwner, "o"))
 	if w.User == 0 {
 		t.Fatal("no Welcome for the owner")
 	}
 	// Count the display Hellos the upstream got before the owner's.
 	hellos := 0
-	up.expect(t, "the owner's Hello", func(m wire.Message) bool {
+	known := map[uint32]bool{}
+	check := func(m wire.Message) (isHello bool) {
 		r, ok := m.(*wire.Routed)
 		if !ok {
 			return false
 		}
-		h, ok := r.Msg.(*wire.Hello)
-		if !ok {
+		if r.Msg.Type() == wire.TypeHello {
+			known[r.Client] = true
+			return true
+		}
+		if !known[r.Client] {
+			t.Fatalf("the upstream got %s for client %d before its Hello", r.Msg.Type(), r.Client)
+		}
+		return false
+	}
+	up.expect(t, "the owner's Hello", func(m wire.Message) bool {
+		if !check(m) {
 			return false
 		}
+		h := m.(*wire.Routed).Msg.(*wire.Hello)
 		if cl, _ := token.Verify(testKey, h.Token, time.Now()); cl.Role == token.RoleOwner {
 			return true
 		}
@@ -1322,7 +1338,7 @@ func TestHelloAdmission(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 	for len(up.in) > 0 {
-		if r, ok := (<-up.in).(*wire.Routed); ok && r.Msg.Type() == wire.TypeHello {
+		if check(<-up.in) {
 			hellos++
 		}
 	}

@@ -184,6 +184,9 @@ func (s *session) upSend(b []byte) {
 // upTo queues b from or about direct client m: in the first lane for an
 // owner or controller, so nothing a flood sends delays them here.
 func (s *session) upTo(m *member, b []byte) {
+	if m.helloB != nil {
+		return // its Hello is held here: the upstream does not know it yet
+	}
 	if !m.prio {
 		s.upSend(b)
 		return
@@ -236,7 +239,7 @@ func (s *session) answered(m *member) {
 			continue // it left while held
 		}
 		b := w.helloB
-		w.helloB = nil
+		w.helloB = nil // before forwardHello: upTo drops a held client's messages
 		s.forwardHello(w, b)
 	}
 }
