@@ -34,29 +34,35 @@ func main() {
 	listen := fs.String("listen", "127.0.0.1:8090", "address to serve clients on")
 	keyFile := fs.String("key-file", "", "the server's token key file (raw, as the server writes it, or hex); clients' tokens are checked here")
 	keyHex := fs.String("key", "", "the token key in hex (prefer --key-file: flags are visible to other users)")
-	tok := fs.String("token", "", "relay token for the upstream (default: signed with the key, if given)")
+	tok := fs.String("token", "", "relay token for the upstream (default: signed with the key)")
 	var origins multi
 	fs.Var(&origins, "allow-origin", "host pattern (e.g. 'example.com:*') whose pages may connect; repeatable")
 	maxClients := fs.Int("max-clients", 5000, "most downstream connections")
+	connsPerToken := fs.Int("conns-per-token", 500, "most connections open at once with one token (a link may be shared)")
+	joinsPerMinute := fs.Int("joins-per-minute", 600, "most Hellos a minute with one token")
+	tokenMsgRate := fs.Int("token-msg-rate", 4000, "most messages a second from all the connections of one token")
 	cacheDir := fs.String("cache-dir", "", "keep cached pages on disk here too (default: memory only)")
 	level := fs.String("log-level", "info", "log level")
 	cli.Parse(fs, os.Args[1:]) // a bad flag exits 1 (bad usage), not flag's 2
 	log := cli.Logger(*level)
 	if *upstream == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: relay --upstream http://HOST:PORT [--listen ADDR] [--key-file F | --key HEX] [--token T] [--allow-origin P]... [--max-clients N] [--cache-dir DIR]")
+		fmt.Fprintln(os.Stderr, "usage: relay --upstream http://HOST:PORT (--key-file F | --key HEX) [--listen ADDR] [--token T] [--allow-origin P]... [--max-clients N] [--cache-dir DIR]")
 		os.Exit(cli.ExitError)
 	}
 	key, err := readKey(*keyFile, *keyHex)
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)
 	}
-	if key == nil && *tok == "" {
-		log.Warn().Msg("no key and no --token: the upstream Hello carries no relay token, and clients' tokens are checked only upstream")
+	if key == nil {
+		// Without the key the relay cannot check a token, and would stream
+		// the log (every key typed) to anyone who connects.
+		cli.Fail(log, cli.ExitError, errors.New("no token key: give --key-file F (the server's key file) or --key HEX; a relay must check every client's token"))
 	}
 	reg := metrics.NewRegistry()
 	h, err := hub.New(hub.Options{
 		Upstream: *upstream, Key: key, UpstreamToken: *tok, AllowOrigins: origins,
-		MaxClients: *maxClients, CacheDir: *cacheDir, Log: log, Metrics: reg,
+		MaxClients: *maxClients, ConnsPerToken: *connsPerToken, JoinsPerMinute: *joinsPerMinute, TokenMsgRate: *tokenMsgRate,
+		CacheDir: *cacheDir, Log: log, Metrics: reg,
 	})
 	if err != nil {
 		cli.Fail(log, cli.ExitError, err)

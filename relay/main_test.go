@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -102,7 +103,7 @@ func TestRelayProcess(t *testing.T) {
 		t.Fatalf("got %+v %v", m, err)
 	}
 	for range 2 {
-		resp, err := http.Get(base + "/pages/abc")
+		resp, err := http.Get(base + "/pages/" + strings.Repeat("ab", 32))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,4 +136,106 @@ func TestRelayProcess(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the relay did not stop on SIGTERM")
 	}
+}
+
+// TestRelayWithoutKeyRefusesToStart is finding 3 of issue 9: a relay with
+// no key streamed the log to anyone whose Hello carried the relay
+// capability and no token. Now it does not start: exit 1, and says why.
+// With the key, that Hello is refused, and nothing goes upstream.
+func TestRelayWithoutKeyRefusesToStart(t *testing.T) {
+	var upstreamHellos atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /upstream/{session}", func(w http.ResponseWriter, r *http.Request) {
+		upstreamHellos.Add(1)
+		ws, err := wsconn.Accept(w, r, wsconn.AcceptOptions{})
+		if err != nil {
+			return
+		}
+		// An upstream that would welcome anyone: the relay is the only check.
+		ws.Recv(r.Context())
+		ws.Send(r.Context(), &wire.Welcome{Major: 1, Minor: 1, SessionID: "s1", User: 1, Role: wire.RoleViewer, Mode: wire.ModeReplay, TickRate: 60})
+		ws.Send(r.Context(), &wire.LogBlock{Block: make([]byte, 9)})
+		<-r.Context().Done()
+	})
+	up := httptest.NewServer(mux)
+	defer up.Close()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "relay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	for _, args := range [][]string{{}, {"--token", "some-relay-token"}} {
+		cmd := exec.Command(bin, append([]string{"--upstream", up.URL, "--listen", "127.0.0.1:0"}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("%v: exit %v, want 1", args, err)
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: a relay without a key started (and would serve the log to anyone):\n%s", args, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "--key-file") {
+			t.Fatalf("%v: the refusal does not say what to do:\n%s", args, stderr.String())
+		}
+	}
+
+	// With the key: the attack's Hello (relay capability, no token) is refused.
+	key := token.NewKey()
+	cmd := exec.Command(bin, "--upstream", up.URL, "--listen", "127.0.0.1:0", "--key", hex.EncodeToString(key))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := listenAddr(t, stderr)
+	for _, path := range []string{"/upstream/s1", "/ws/s1"} {
+		ws, err := wsconn.Dial(context.Background(), strings.Replace(base, "http", "ws", 1)+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.Send(context.Background(), &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapRelay, Token: ""})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, _, err := ws.Recv(ctx)
+		cancel()
+		if e, ok := m.(*wire.Error); err != nil || !ok || (e.Code != wire.CodeUnauthorized && e.Code != wire.CodeMalformed) {
+			t.Fatalf("%s: an empty token got %+v %v, want an Error", path, m, err)
+		}
+		ws.CloseNow()
+	}
+	resp, err := http.Get(base + "/sessions/s1/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the log listing without a token: %d, want 401", resp.StatusCode)
+	}
+	if n := upstreamHellos.Load(); n != 0 {
+		t.Fatalf("the relay went upstream %d times for refused Hellos", n)
+	}
+}
+
+// listenAddr reads the relay's log until it says where it listens.
+func listenAddr(t *testing.T, stderr io.Reader) string {
+	t.Helper()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		var line struct{ Listen string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Listen != "" {
+			go io.Copy(io.Discard, stderr)
+			return line.Listen
+		}
+	}
+	t.Fatal("the relay never said where it listens")
+	return ""
 }

@@ -60,6 +60,7 @@ func wireSamples() []wire.Message {
 		&wire.Routed{Client: 1 << 31, Msg: &wire.Input{Seq: 1, Epoch: 2, Events: []abi.Event{{Type: abi.EvKey, Code: 4, Down: true}}}},
 		&wire.Gone{Client: 9, Reason: "left"},
 		&wire.Resume{Pos: pos},
+		&wire.Multicast{Clients: []uint32{1 << 31, 2}, Msg: &wire.Ping{Seq: 4}},
 	}
 }
 

@@ -13,14 +13,10 @@ import (
 // that may replay (owner, controller, viewer, and child relays) get them
 // (DESIGN.md section 7). The token comes as "Authorization: Bearer". Pages
 // and manifests stay open: they are named by 256-bit hashes that only the
-// log and the snapshot list reveal. A relay without the key cannot check and
-// passes requests through; one that serves untrusted people needs the key.
+// log and the snapshot list reveal. Every hub has the key (New refuses to
+// run without one), so nothing here passes unchecked.
 func (h *Hub) replayOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.opts.Key == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
 		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/sessions/"), "/")
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {

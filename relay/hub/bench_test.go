@@ -31,7 +31,7 @@ func benchFanout(b *testing.B, n int) {
 	_, srv := newRelay(b, Options{Upstream: f.srv.URL})
 	var cs []*cl
 	for range n {
-		c, _ := join(b, srv, "tok")
+		c, _ := join(b, srv, tok)
 		c.dual(b)
 		cs = append(cs, c)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -19,16 +20,34 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"replaydesk/shared/pageservice"
+	"replaydesk/shared/token"
 )
 
 // maxEntry bounds one cached response (a batch of pages can be large; more
 // is passed through uncached).
 const maxEntry = 16 << 20
 
+// Bounds of what the cache accepts as a name: a request beyond them never
+// reaches the cache or the upstream.
+const (
+	maxURL         = 8 << 10 // a request URI (a GET batch of 64 hashes is about 4.3 KB)
+	maxSessionPath = 512     // a /sessions/… path
+	// entryOverhead approximates what one entry costs besides its body,
+	// key and headers (the entry, its list element and map slot).
+	entryOverhead = 256
+)
+
 // pageCache is the pull-through cache of the page service. Only 200
 // responses marked immutable are kept (pages and manifests are named by
 // their hash, so they never change); everything else, errors included, is
 // passed through. Nothing is verified here: clients check hashes.
+//
+// An entry is named by its canonical name only (canonical): a request with
+// anything else in its URL is refused, so no one can grow the cache by
+// varying a query string (issue 9, finding 2). Memory and disk are each
+// bounded in bytes (body, name and headers counted) and in entries.
 type pageCache struct {
 	h     *Hub
 	proxy *httputil.ReverseProxy
@@ -40,12 +59,26 @@ type pageCache struct {
 	memBytes int64
 	dir      string
 	disk     int64 // bytes in dir
+	diskN    int   // files in dir
+	evicting sync.Mutex
 }
 
 type entry struct {
 	Key    string      `json:"key"`
 	Header http.Header `json:"header"`
 	body   []byte
+}
+
+// cost is what e counts against the memory bound.
+func (e *entry) cost() int64 {
+	n := len(e.Key) + len(e.body) + entryOverhead
+	for k, vs := range e.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return int64(n)
 }
 
 // kept are the response headers a cached answer repeats.
@@ -59,6 +92,10 @@ func newPageCache(h *Hub, up *url.URL) (*pageCache, error) {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(up)
 			r.SetXForwarded()
+			// The upstream checks a token on every path (issue 9, 8c): the
+			// relay's own, not the client's (already checked here, and a
+			// display viewer's would be refused for pages its relay needs).
+			r.Out.Header.Set("Authorization", "Bearer "+h.upstreamToken(c.sessionOf(r.In)))
 		},
 		ModifyResponse: c.modify,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -76,21 +113,129 @@ func newPageCache(h *Hub, up *url.URL) (*pageCache, error) {
 			return nil, err
 		}
 		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				os.Remove(filepath.Join(c.dir, e.Name())) // a write cut short
+				continue
+			}
 			if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
 				c.disk += fi.Size()
+				c.diskN++
 			}
+		}
+		if c.over() {
+			c.evictDisk()
 		}
 	}
 	return c, nil
 }
 
+// sessionOf names the session whose relay token goes with an upstream
+// request: the one in a /sessions/{id}/ path, else the one of the
+// client's token (pages are shared by every session of the upstream).
+func (c *pageCache) sessionOf(r *http.Request) string {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/sessions/"); ok {
+		id, _, _ := strings.Cut(rest, "/")
+		return id
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if cl, err := token.Verify(c.h.opts.Key, tok, time.Now()); err == nil {
+			return cl.Session
+		}
+	}
+	return ""
+}
+
+// isHash says whether s is a page or manifest name: 64 lowercase hex digits.
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonical returns the name under which a GET's answer may be cached, or
+// an HTTP status and reason to refuse the request with. Only GET /pages
+// takes a query (h=HASH, at most pageservice.MaxGetBatch of them);
+// anything else in a URL is refused rather than ignored, so that a typo
+// is seen and a name never has two spellings.
+func canonical(r *http.Request) (string, int, string) {
+	if len(r.URL.RawQuery) > 0 && r.URL.Path != "/pages" {
+		return "", http.StatusBadRequest, "relay: " + r.URL.Path + " takes no query"
+	}
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/pages/"), strings.HasPrefix(p, "/manifests/"):
+		_, h, _ := strings.Cut(p[1:], "/")
+		if !isHash(h) {
+			return "", http.StatusBadRequest, "relay: a page or manifest is named by 64 lowercase hex digits"
+		}
+		return p, 0, ""
+	case p == "/pages":
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return "", http.StatusBadRequest, "relay: bad query: " + err.Error()
+		}
+		for k := range q {
+			if k != "h" {
+				return "", http.StatusBadRequest, "relay: unknown query parameter " + strconv.Quote(cutText(k)) + " (GET /pages takes only h=HASH)"
+			}
+		}
+		hs := q["h"]
+		if len(hs) == 0 || len(hs) > pageservice.MaxGetBatch {
+			return "", http.StatusBadRequest, fmt.Sprintf("relay: GET /pages takes 1 to %d h=HASH", pageservice.MaxGetBatch)
+		}
+		var b strings.Builder
+		b.WriteString("/pages?")
+		for i, h := range hs {
+			if !isHash(h) {
+				return "", http.StatusBadRequest, "relay: a page is named by 64 lowercase hex digits"
+			}
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString("h=" + h)
+		}
+		return b.String(), 0, ""
+	case strings.HasPrefix(p, "/sessions/"):
+		if len(p) > maxSessionPath {
+			return "", http.StatusRequestURITooLong, "relay: path too long"
+		}
+		return p, 0, ""
+	}
+	return "", http.StatusNotFound, "relay: no such resource"
+}
+
 func (c *pageCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cacheable := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Range") == ""
-	if !cacheable {
+	if len(r.RequestURI) > maxURL {
+		http.Error(w, fmt.Sprintf("relay: request URI longer than %d bytes", maxURL), http.StatusRequestURITooLong)
+		return
+	}
+	if r.Method == http.MethodPost && r.URL.Path == "/pages/batch" {
+		if r.URL.RawQuery != "" {
+			http.Error(w, "relay: /pages/batch takes no query", http.StatusBadRequest)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 32*pageservice.MaxPostBatch+1)
 		c.proxy.ServeHTTP(w, r)
 		return
 	}
-	key := r.URL.Path + "?" + r.URL.RawQuery
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "relay: only GET and HEAD (and POST /pages/batch)", http.StatusMethodNotAllowed)
+		return
+	}
+	key, status, why := canonical(r)
+	if status != 0 {
+		http.Error(w, why, status)
+		return
+	}
+	if r.Header.Get("Range") != "" {
+		c.proxy.ServeHTTP(w, r)
+		return
+	}
 	e := c.get(key)
 	if e == nil {
 		// Many clients switching to dual at once want the same manifest and
@@ -241,11 +386,11 @@ func (c *pageCache) putMem(e *entry) {
 		return
 	}
 	c.mem[e.Key] = c.lru.PushFront(e)
-	c.memBytes += int64(len(e.body))
-	for c.memBytes > c.h.opts.CacheMemBytes && c.lru.Len() > 1 {
+	c.memBytes += e.cost()
+	for (c.memBytes > c.h.opts.CacheMemBytes || c.lru.Len() > c.h.opts.CacheMemEntries) && c.lru.Len() > 1 {
 		old := c.lru.Remove(c.lru.Back()).(*entry)
 		delete(c.mem, old.Key)
-		c.memBytes -= int64(len(old.body))
+		c.memBytes -= old.cost()
 	}
 }
 
@@ -298,15 +443,24 @@ func (c *pageCache) putDisk(e *entry) {
 	}
 	c.mu.Lock()
 	c.disk += int64(len(head) + 1 + len(e.body))
-	over := c.disk > c.h.opts.CacheDiskBytes
+	c.diskN++ // a rewrite of an existing name overcounts until the next eviction recounts
+	over := c.over()
 	c.mu.Unlock()
 	if over {
 		c.evictDisk()
 	}
 }
 
-// evictDisk removes the least recently used files down to 90% of the bound.
+// over says whether the disk cache is over either of its bounds.
+func (c *pageCache) over() bool {
+	return c.disk > c.h.opts.CacheDiskBytes || c.diskN > c.h.opts.CacheDiskEntries
+}
+
+// evictDisk removes the least recently used files down to 90% of both
+// bounds. Concurrent evictions would each read the directory: one at a time.
 func (c *pageCache) evictDisk() {
+	c.evicting.Lock()
+	defer c.evicting.Unlock()
 	ents, err := os.ReadDir(c.dir)
 	if err != nil {
 		return
@@ -319,22 +473,24 @@ func (c *pageCache) evictDisk() {
 	var fs []f
 	var total int64
 	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(e.Name(), ".tmp-") {
 			fs = append(fs, f{e.Name(), fi.Size(), fi.ModTime()})
 			total += fi.Size()
 		}
 	}
 	slices.SortFunc(fs, func(a, b f) int { return a.t.Compare(b.t) })
-	target := c.h.opts.CacheDiskBytes * 9 / 10
+	target, targetN := c.h.opts.CacheDiskBytes*9/10, c.h.opts.CacheDiskEntries*9/10
+	n := len(fs)
 	for _, x := range fs {
-		if total <= target {
+		if total <= target && n <= targetN {
 			break
 		}
 		if os.Remove(filepath.Join(c.dir, x.name)) == nil {
 			total -= x.size
+			n--
 		}
 	}
 	c.mu.Lock()
-	c.disk = total
+	c.disk, c.diskN = total, n
 	c.mu.Unlock()
 }

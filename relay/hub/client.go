@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,26 +11,6 @@ import (
 	"replaydesk/shared/wire"
 	"replaydesk/shared/wsconn"
 )
-
-// limiter is a token bucket: msgRate messages a second, bursts of msgRate.
-type limiter struct {
-	tokens float64
-	last   time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if l.last.IsZero() {
-		l.tokens = msgRate
-	} else {
-		l.tokens = min(msgRate, l.tokens+now.Sub(l.last).Seconds()*msgRate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
 
 // refusal is a reason to close a client with an Error.
 type refusal struct {
@@ -49,7 +30,14 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*down, *wire.Hello
 		http.Error(w, "bad session id", http.StatusBadRequest)
 		return nil, nil, nil, ""
 	}
-	ws, err := wsconn.Accept(w, r, wsconn.AcceptOptions{OriginPatterns: h.opts.AllowOrigins})
+	if ok, why := h.originAllowed(r); !ok {
+		h.m.refused("origin")
+		h.log.Info().Str("peer", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("host", r.Host).Msg("WebSocket from a foreign page refused")
+		http.Error(w, why, http.StatusForbidden)
+		return nil, nil, nil, ""
+	}
+	// Checked above, more strictly than the library (which trusts Host).
+	ws, err := wsconn.Accept(w, r, wsconn.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
 		h.log.Info().Err(err).Msg("WebSocket refused")
 		return nil, nil, nil, ""
@@ -99,19 +87,29 @@ func (h *Hub) serveClient(w http.ResponseWriter, r *http.Request) {
 		d.ws.Fail(wire.CodeMalformed, "a relay connects to /upstream/{session}, not /ws/")
 		return
 	}
-	if code, err := h.checkToken(hello.Token, id, false); err != nil {
+	claims, code, err := h.checkToken(hello.Token, id, false)
+	if err != nil {
+		h.m.refused("token")
 		h.log.Info().Str("peer", d.ws.Remote()).Err(err).Msg("client refused")
 		d.ws.Fail(code, err.Error())
 		return
 	}
-	m := &member{d: d, id: h.newClientID(), name: "pending", forwarded: true}
+	use, release, code, why := h.admit(claims)
+	if use == nil {
+		h.log.Info().Str("peer", d.ws.Remote()).Str("session", id).Str("role", claims.Role).Str("why", why).Msg("client refused: limit of its token")
+		d.ws.Fail(code, why)
+		return
+	}
+	defer release()
+	m := &member{d: d, id: h.newClientID(), name: "pending", tokRole: claims.Role, prio: priority(claims.Role), use: use,
+		refusals: newBucket(refusalRate, refusalRate)}
 	s, ok := h.join(id, m)
 	if !ok {
 		d.ws.Fail(wire.CodeShutdown, "relay shutting down")
 		return
 	}
 	s.mu.Lock()
-	s.upSend(routedBytes(m.id, hb))
+	s.admitHello(m, routedBytes(m.id, hb))
 	s.mu.Unlock()
 	t := time.AfterFunc(welcomeTimeout, func() {
 		s.mu.Lock()
@@ -123,7 +121,7 @@ func (h *Hub) serveClient(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	h.log.Debug().Str("session", id).Uint32("client", m.id).Str("name", hello.Name).Msg("client joined")
 
-	s.readLoop(m, &limiter{}, "left", s.fromClient)
+	s.readLoop(m, newBucket(msgRate, msgRate), "left", s.fromClient)
 }
 
 // fromClient handles one message of a direct client.
@@ -140,13 +138,13 @@ func (s *session) fromClient(m *member, msg wire.Message, b []byte) error {
 		s.h.m.reg.Gauge(lagName(m.id), "A client's replay lag behind the newest tick, in ticks (from its Lag).").Set(m.lagTicks)
 		if now := time.Now(); now.Sub(m.lagForward) >= lagForwardEvery {
 			m.lagForward = now
-			s.upSend(routedBytes(m.id, b))
+			s.upTo(m, routedBytes(m.id, b))
 		}
 	case *wire.ModeSwitch:
 		if m.welcomed && v.Kind != wire.SwitchForced {
 			s.setMode(m, v.Mode)
 		}
-		s.upSend(routedBytes(m.id, b))
+		s.upTo(m, routedBytes(m.id, b))
 	case *wire.Resume:
 		if !m.welcomed {
 			return &refusal{wire.CodeMalformed, "Resume comes after the Welcome"}
@@ -155,9 +153,9 @@ func (s *session) fromClient(m *member, msg wire.Message, b []byte) error {
 			return &refusal{wire.CodeForbidden, "a display viewer receives no log"}
 		}
 		s.resume(m, v.Pos)
-		s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDual, Reason: "resume"})
+		s.upRouted(m, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDual, Reason: "resume"})
 	case *wire.Input, *wire.ControlRequest, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
-		s.upSend(routedBytes(m.id, b))
+		s.upTo(m, routedBytes(m.id, b))
 	case *wire.Error:
 		return errPeerGaveUp
 	case *wire.Hello:
@@ -182,12 +180,13 @@ func (h *Hub) serveChild(w http.ResponseWriter, r *http.Request) {
 		d.ws.Fail(wire.CodeMalformed, "/upstream/ is for relays (Hello with the relay capability): clients connect to /ws/{session}")
 		return
 	}
-	if code, err := h.checkToken(hello.Token, id, true); err != nil {
+	if _, code, err := h.checkToken(hello.Token, id, true); err != nil {
 		h.log.Info().Str("peer", d.ws.Remote()).Err(err).Msg("child relay refused")
 		d.ws.Fail(code, err.Error())
 		return
 	}
-	m := &member{d: d, relay: true, name: "relay", children: map[uint32]uint32{}, relayPending: true}
+	m := &member{d: d, relay: true, name: "relay", children: map[uint32]uint32{}, relayPending: true,
+		multicast: hello.Caps&wire.CapMulticast != 0}
 	s, ok := h.join(id, m)
 	if !ok {
 		d.ws.Fail(wire.CodeShutdown, "relay shutting down")
@@ -212,20 +211,38 @@ func (h *Hub) serveChild(w http.ResponseWriter, r *http.Request) {
 
 // readLoop hands every message m's connection receives to handle until the
 // connection ends or handle refuses one (a *refusal is told to the peer),
-// then removes m. lim, if not nil, rate-limits the peer; left is the reason
-// given when the peer just goes.
-func (s *session) readLoop(m *member, lim *limiter, left string, handle func(*member, wire.Message, []byte) error) {
+// then removes m. lim, if not nil, rate-limits the peer (and its token's
+// connections together, for a client); left is the reason given when the
+// peer just goes.
+func (s *session) readLoop(m *member, lim *bucket, left string, handle func(*member, wire.Message, []byte) error) {
 	d := m.d
 	reason := left
 	for {
-		msg, b, err := d.ws.Recv(context.Background())
+		b, err := d.ws.RecvBytes(context.Background())
 		if err != nil {
 			reason = err.Error()
 			break
 		}
-		if lim != nil && !lim.allow(time.Now()) {
+		now := time.Now()
+		if lim != nil && !lim.allow(now) {
 			reason = "rate limit"
+			s.h.m.refused("rate")
 			d.fail(wire.CodeLimit, fmt.Sprintf("more than %d messages a second", msgRate))
+			break
+		}
+		if m.use != nil && !m.use.allowMsg(now) {
+			reason = "token rate limit"
+			s.h.m.refused("token_rate")
+			d.fail(wire.CodeLimit, fmt.Sprintf("this link's connections together send more than %d messages a second", s.h.opts.TokenMsgRate))
+			break
+		}
+		if !m.relay && wire.Type(b[0]) == wire.TypeInput && !mayType(m.tokRole) {
+			s.refuseInput(m, b) // not decoded, not forwarded (issue 9, finding 5)
+			continue
+		}
+		msg, err := d.ws.Decode(b)
+		if err != nil {
+			reason = err.Error()
 			break
 		}
 		if err := handle(m, msg, b); err != nil {
@@ -238,6 +255,25 @@ func (s *session) readLoop(m *member, lim *limiter, left string, handle func(*me
 		}
 	}
 	s.remove(m, reason)
+}
+
+// refuseInput answers Input from a role that cannot type without asking
+// the upstream: the role is in the token the relay checked, so the
+// server's answer is known. Only the sequence number is read (it comes
+// first); the answers are rate-limited, the rest dropped.
+func (s *session) refuseInput(m *member, b []byte) {
+	s.h.m.refused("input_role")
+	seq, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		seq = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !m.refusals.allow(time.Now()) {
+		return
+	}
+	s.pushMsg(m, &wire.InputRefused{Seq: seq, Reason: wire.RefuseViewerOnly,
+		Text: "a " + m.tokRole + " link cannot type: ask the owner for a controller link"}, catControl)
 }
 
 // fromChild handles one message of a child relay: its clients' messages are
@@ -256,7 +292,7 @@ func (s *session) fromChild(m *member, msg wire.Message, b []byte) error {
 				delete(s.routes, old)
 				s.upGone(old, "replaced")
 			}
-			if code, err := s.h.checkToken(hello.Token, s.id, false); err != nil {
+			if _, code, err := s.h.checkToken(hello.Token, s.id, false); err != nil {
 				s.pushMsg(m, &wire.Routed{Client: v.Client, Msg: &wire.Error{Code: code, Text: cutText(err.Error())}}, catControl)
 				s.pushMsg(m, &wire.Gone{Client: v.Client, Reason: "refused"}, catControl)
 				return nil

@@ -15,10 +15,11 @@ import (
 type cat uint8
 
 const (
-	catControl cat = iota // anything else: Welcome, Presence, Pong, routed replies
-	catLog                // LogBlock and SnapshotAnnounce
-	catDisplay            // DisplayFrame
-	catClose              // a final Error: the writer closes after sending it
+	catControl  cat = iota // anything else: Welcome, Pong, routed replies
+	catLog                 // LogBlock and SnapshotAnnounce
+	catDisplay             // DisplayFrame
+	catClose               // a final Error: the writer closes after sending it
+	catPresence            // Presence: a newer one replaces one still queued
 )
 
 type item struct {
@@ -59,6 +60,17 @@ func (d *down) push(b []byte, c cat) int {
 		n := d.qbytes
 		d.mu.Unlock()
 		return n
+	}
+	if c == catPresence {
+		for i := range d.q {
+			if d.q[i].cat == catPresence {
+				d.qbytes += len(b) - len(d.q[i].b)
+				d.q[i].b = b
+				n := d.qbytes
+				d.mu.Unlock()
+				return n
+			}
+		}
 	}
 	d.q = append(d.q, item{b, c})
 	d.qbytes += len(b)
@@ -181,9 +193,16 @@ func (d *down) writer() {
 		d.qbytes -= len(it.b)
 		d.mu.Unlock()
 		// Not d.ctx: the library closes the connection when a write's
-		// context ends, even just after the bytes went out. A stuck write
-		// is ended by closing the connection (fail, kill).
-		if err := d.ws.SendBytes(context.Background(), it.b); err != nil {
+		// context ends, even just after the bytes went out. A write stuck
+		// on a peer that reads nothing ends after writeTimeout, or sooner
+		// by closing the connection (fail, kill).
+		wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := d.ws.SendBytes(wctx, it.b)
+		cancel()
+		if err != nil {
+			if wctx.Err() != nil {
+				d.hub.m.refused("write_timeout")
+			}
 			d.kill()
 			return
 		}

@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
+	"replaydesk/shared/token"
 	"replaydesk/shared/wire"
 	"replaydesk/shared/wsconn"
 )
@@ -32,6 +35,10 @@ type fakeUp struct {
 	pageHit atomic.Int64  // page-service requests served
 	role    wire.Role     // role in Welcomes (default viewer)
 	gate    chan struct{} // /pages/slow answers once this is closed
+	auth    chan string   // the Authorization header of every HTTP request, if made
+	// Hellos whose token (under testKey) has this role get no answer, as
+	// from a server slow to admit them.
+	holdRole string
 	// state sent right after the relay's Welcome
 	mu    sync.Mutex
 	state [][]byte
@@ -46,14 +53,15 @@ type upConn struct {
 
 func newFakeUp(t testing.TB) *fakeUp {
 	f := &fakeUp{t: t, conns: make(chan *upConn, 16), role: wire.RoleViewer, gate: make(chan struct{})}
+	f.auth = make(chan string, 1000)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /upstream/{session}", f.serveUpstream)
 	mux.HandleFunc("GET /pages/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)
-		if r.PathValue("hash") == "slow" {
+		if r.PathValue("hash") == hashOf("slow") {
 			<-f.gate
 		}
-		if r.PathValue("hash") == "missing" {
+		if r.PathValue("hash") == hashOf("missing") {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "no such page", http.StatusNotFound)
 			return
@@ -62,6 +70,11 @@ func newFakeUp(t testing.TB) *fakeUp {
 		w.Header().Set("ETag", `"`+r.PathValue("hash")+`"`)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		fmt.Fprintf(w, "page %s", r.PathValue("hash"))
+	})
+	mux.HandleFunc("GET /pages", func(w http.ResponseWriter, r *http.Request) {
+		f.pageHit.Add(1)
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		fmt.Fprintf(w, "pages %s", r.URL.RawQuery)
 	})
 	mux.HandleFunc("POST /pages/batch", func(w http.ResponseWriter, r *http.Request) {
 		f.pageHit.Add(1)
@@ -74,7 +87,15 @@ func newFakeUp(t testing.TB) *fakeUp {
 		w.Header().Set("Cache-Control", "no-cache")
 		fmt.Fprintf(w, "[]")
 	})
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/upstream/"+r.PathValue("session") {
+			select {
+			case f.auth <- r.Header.Get("Authorization"):
+			default:
+			}
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -130,8 +151,12 @@ func (f *fakeUp) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		}
 		if rt, ok := msg.(*wire.Routed); ok {
 			if h, ok := rt.Msg.(*wire.Hello); ok {
+				if cl, err := token.Verify(testKey, h.Token, time.Now()); err == nil && f.holdRole != "" && cl.Role == f.holdRole {
+					c.in <- msg
+					continue
+				}
 				var ans wire.Message = &wire.Welcome{Major: 1, Minor: 1, SessionID: "s1", User: uint16(rt.Client % 60000), Role: f.role, Mode: wire.ModeDisplay, TickRate: 60, Tick: 1000}
-				if h.Token == "refuse-me" {
+				if h.Name == "refuse-me" {
 					ans = &wire.Error{Code: wire.CodeUnauthorized, Text: "refused upstream"}
 				}
 				ws.Send(context.Background(), &wire.Routed{Client: rt.Client, Msg: ans})
@@ -212,9 +237,25 @@ func announce(n uint64, pos recordlog.Pos) *wire.SnapshotAnnounce {
 	return &wire.SnapshotAnnounce{Number: n, ManifestHash: [32]byte{byte(n)}, Tick: pos.Tick, Step: pos.Step, Pos: pos}
 }
 
+// hashOf names a test page: 64 hex digits, as the page service's names are.
+func hashOf(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:])
+}
+
+// testKey is the key of the tests' relays (unless a test brings its own);
+// tok is a viewer's token for session s1 under it.
+var (
+	testKey = token.NewKey()
+	tok     = token.Sign(testKey, token.Claims{Session: "s1", Role: token.RoleViewer, Name: "t", Expiry: time.Now().Add(24 * time.Hour)})
+)
+
 // newRelay starts a hub in front of upstream URL up.
 func newRelay(t testing.TB, o Options) (*Hub, *httptest.Server) {
 	t.Helper()
+	if o.Key == nil {
+		o.Key = testKey
+	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}

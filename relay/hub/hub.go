@@ -6,6 +6,10 @@
 // is moved to display mode instead of holding back anyone else. It also
 // serves a pull-through cache of the page service.
 //
+// It checks every token itself (New refuses to run without the key), and
+// limits what one token may do over all its connections (limits.go), so
+// that a shared link cannot lock anyone out or slow an owner down.
+//
 // The server embeds a Hub; `go run ./relay` runs one on its own.
 //
 // It must not know about the VM, the record log's records, display tiles or
@@ -38,29 +42,45 @@ type Options struct {
 	// Upstream is the base http:// URL of the server or parent relay
 	// (WebSocket at /upstream/{session}, page service at /pages/… etc.).
 	Upstream string
-	// Key, if set, is the token key: clients' tokens are checked here, and
-	// bad ones refused without bothering the upstream.
+	// Key is the token key (required): clients' tokens are checked here,
+	// and bad ones refused without bothering the upstream. A relay that
+	// could not check would hand the log (every key typed) to anyone who
+	// asks, so New refuses to make one without a key.
 	Key []byte
-	// UpstreamToken is the relay token sent in upstream Hellos; if empty
-	// and Key is set, the hub signs one per session.
+	// UpstreamToken is the relay token sent in upstream Hellos and upstream
+	// HTTP requests; if empty, the hub signs one per session with Key.
 	UpstreamToken string
-	// AllowOrigins are host patterns (path.Match, e.g. "127.0.0.1:*")
-	// whose browser pages may connect besides the relay's own host.
+	// AllowOrigins are patterns (path.Match) of the origins whose browser
+	// pages may connect: whole origins ("https://desk.example.com") or
+	// hosts ("desk.example.com", "127.0.0.1:*"). The relay's own origin is
+	// allowed when its Host is an IP or localhost (see originAllowed).
 	AllowOrigins []string
 	// MaxClients bounds downstream connections (default 5000).
 	MaxClients int
+	// Per token (by its claims: session, role and name), over all its
+	// connections to this relay: ConnsPerToken connections open at once
+	// (default 500), JoinsPerMinute Hellos a minute (default 600, and a
+	// burst of as many), TokenMsgRate messages a second (default 4000).
+	// A display link may be shared with hundreds of people.
+	ConnsPerToken  int
+	JoinsPerMinute int
+	TokenMsgRate   int
 	// QueueBytes bounds a client's queue (default 4 MiB); a child relay's
 	// queue may hold 16 times as much.
 	QueueBytes int
 	// HistoryBytes bounds the log kept per session for late joiners and
 	// Resume (default 64 MiB).
 	HistoryBytes int
-	// CacheDir, if set, keeps cached pages and manifests on disk too,
-	// at most CacheDiskBytes (default 1 GiB); CacheMemBytes bounds the
-	// in-memory cache (default 256 MiB).
-	CacheDir       string
-	CacheDiskBytes int64
-	CacheMemBytes  int64
+	// CacheDir, if set, keeps cached pages and manifests on disk too, at
+	// most CacheDiskBytes (default 1 GiB) in at most CacheDiskEntries files
+	// (default 262144); CacheMemBytes bounds the in-memory cache (default
+	// 256 MiB, names and headers counted), CacheMemEntries its entries
+	// (default 65536: a page is at most 4 KiB before compression).
+	CacheDir         string
+	CacheDiskBytes   int64
+	CacheDiskEntries int
+	CacheMemBytes    int64
+	CacheMemEntries  int
 	// Web, if set, serves /s/ and /web/ (the web app).
 	Web http.Handler
 	Log zerolog.Logger
@@ -69,19 +89,34 @@ type Options struct {
 }
 
 // Variables for tests: a client's Hello must arrive within helloTimeout; a
-// queue over its bound that long without draining closes the client.
+// queue over its bound that long without draining closes the client, as
+// does one write blocked for writeTimeout (a peer that reads nothing: its
+// socket's buffers are full).
 var (
 	helloTimeout = 10 * time.Second
 	fullTimeout  = 30 * time.Second
+	writeTimeout = 10 * time.Second
 )
 
 // Protocol constants from docs/live-sessions.md.
 const (
-	welcomeTimeout  = 15 * time.Second // the upstream's answer to a Hello
+	welcomeTimeout = 15 * time.Second // the upstream's answer to a Hello
+	// Admission control: at most this many Hellos of roles that cannot
+	// type wait for the upstream's answer per session; more wait here, so
+	// a flood of joins reaches the server at the pace it answers, and an
+	// owner's or controller's Hello (never held) does not queue behind it.
+	maxHellosInFlight = 16
+	// Presence (who is in the session) goes downstream at most this often:
+	// every join changes it, and a thousand joins would otherwise send a
+	// thousand lists to each of a thousand clients.
+	presenceEvery   = 250 * time.Millisecond
 	snapshotFresh   = 10 * time.Second // a dual client gets the held snapshot if at most this old
 	msgRate         = 400              // client messages per second, and the burst
 	lagForwardEvery = time.Second      // Lag goes upstream at most this often per client
 )
+
+// minKey is the shortest token key accepted (the relay command's rule too).
+const minKey = 16
 
 // Hub is a relay. Use Handler to serve it.
 type Hub struct {
@@ -94,6 +129,7 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	conns    map[*down]struct{}
+	tokens   map[string]*tokenUse // by identity (limits.go)
 	nextID   atomic.Uint32
 	closed   bool
 
@@ -108,8 +144,20 @@ func New(o Options) (*Hub, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("hub: upstream %q: want an http:// or https:// base URL", o.Upstream)
 	}
+	if len(o.Key) < minKey {
+		return nil, errors.New("hub: no token key (or shorter than 16 bytes): a relay must check every token, or it would serve the log to anyone")
+	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 5000
+	}
+	if o.ConnsPerToken <= 0 {
+		o.ConnsPerToken = defaultConnsPerToken
+	}
+	if o.JoinsPerMinute <= 0 {
+		o.JoinsPerMinute = defaultJoinsPerMinute
+	}
+	if o.TokenMsgRate <= 0 {
+		o.TokenMsgRate = defaultTokenMsgRate
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 4 << 20
@@ -123,6 +171,12 @@ func New(o Options) (*Hub, error) {
 	if o.CacheMemBytes <= 0 {
 		o.CacheMemBytes = 256 << 20
 	}
+	if o.CacheDiskEntries <= 0 {
+		o.CacheDiskEntries = 1 << 18
+	}
+	if o.CacheMemEntries <= 0 {
+		o.CacheMemEntries = 1 << 16
+	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}
@@ -133,6 +187,7 @@ func New(o Options) (*Hub, error) {
 		m:        newHubMetrics(o.Metrics),
 		sessions: map[string]*session{},
 		conns:    map[*down]struct{}{},
+		tokens:   map[string]*tokenUse{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.cache, err = newPageCache(h, u)
@@ -228,32 +283,29 @@ func (h *Hub) Close() {
 
 // upstreamToken is the relay token for session id's upstream Hello.
 func (h *Hub) upstreamToken(id string) string {
-	if h.opts.UpstreamToken != "" || h.opts.Key == nil {
+	if h.opts.UpstreamToken != "" {
 		return h.opts.UpstreamToken
 	}
 	return token.Sign(h.opts.Key, token.Claims{Session: id, Role: token.RoleRelay, Name: "relay", Expiry: time.Now().Add(24 * time.Hour)})
 }
 
-// checkToken verifies a downstream Hello's token when the hub has the key.
-// relay says the connection is a child relay's own.
-func (h *Hub) checkToken(tok, session string, relay bool) (wire.ErrorCode, error) {
-	if h.opts.Key == nil {
-		return 0, nil
-	}
+// checkToken verifies a downstream Hello's token. relay says the
+// connection is a child relay's own.
+func (h *Hub) checkToken(tok, session string, relay bool) (token.Claims, wire.ErrorCode, error) {
 	c, err := token.Verify(h.opts.Key, tok, time.Now())
 	if err != nil {
-		return wire.CodeUnauthorized, err
+		return c, wire.CodeUnauthorized, err
 	}
 	if c.Session != session {
-		return wire.CodeUnauthorized, fmt.Errorf("token is for session %q, not %q", c.Session, session)
+		return c, wire.CodeUnauthorized, fmt.Errorf("token is for session %q, not %q", c.Session, session)
 	}
 	if relay != (c.Role == token.RoleRelay) {
 		if relay {
-			return wire.CodeForbidden, errors.New("a relay connection needs a relay token")
+			return c, wire.CodeForbidden, errors.New("a relay connection needs a relay token")
 		}
-		return wire.CodeForbidden, errors.New("a relay token does not admit a person: connect a relay to /upstream/")
+		return c, wire.CodeForbidden, errors.New("a relay token does not admit a person: connect a relay to /upstream/")
 	}
-	return 0, nil
+	return c, 0, nil
 }
 
 // register counts a new downstream connection; false if the hub is full or
@@ -346,6 +398,9 @@ func (h *Hub) watchdog() {
 				h.log.Warn().Str("peer", d.ws.Remote()).Stringer("for", fullTimeout).Msg("client's queue stayed full: closing it")
 				d.fail(wire.CodeTooSlow, fmt.Sprintf("too slow: the relay's queue for this connection stayed full for %s", fullTimeout))
 			}
+			h.mu.Lock()
+			h.pruneTokens(now)
+			h.mu.Unlock()
 			h.m.updateLag(ss)
 			for _, s := range ss {
 				s.retryKeys()
@@ -364,12 +419,26 @@ type hubMetrics struct {
 	lagP50, lagP99                    *metrics.Value
 	forced, dropped                   *metrics.Value
 	hits, misses                      *metrics.Value
+	refusals                          map[string]*metrics.Value // refusals by reason
+	regMu                             sync.Mutex
+}
+
+// refused counts a connection or message refused for reason.
+func (m *hubMetrics) refused(reason string) {
+	m.regMu.Lock()
+	v := m.refusals[reason]
+	if v == nil {
+		v = m.reg.Counter(`replaydesk_relay_refused_total{reason="`+reason+`"}`, "Connections, Hellos and messages the relay refused, by reason.")
+		m.refusals[reason] = v
+	}
+	m.regMu.Unlock()
+	v.Add(1)
 }
 
 var modeNames = []string{"pending", "display", "dual", "replay", "relay"}
 
 func newHubMetrics(r *metrics.Registry) *hubMetrics {
-	m := &hubMetrics{reg: r, clients: map[string]*metrics.Value{}}
+	m := &hubMetrics{reg: r, clients: map[string]*metrics.Value{}, refusals: map[string]*metrics.Value{}}
 	for _, n := range modeNames {
 		m.clients[n] = r.Gauge(`replaydesk_relay_clients{mode="`+n+`"}`, "Downstream connections by mode (pending: no Welcome yet; relay: child relays).")
 	}

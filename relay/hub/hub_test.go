@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"replaydesk/shared/abi"
 	"replaydesk/shared/metrics"
 	"replaydesk/shared/recordlog"
 	"replaydesk/shared/token"
@@ -47,7 +52,7 @@ func TestFanoutIdenticalAndInOrder(t *testing.T) {
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	var cs []*cl
 	for range 5 {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		c.dual(t)
 		cs = append(cs, c)
 	}
@@ -84,7 +89,7 @@ func TestLateJoinerGetsNewestSnapshotAndLogSince(t *testing.T) {
 	state = append(state, asMsgs(second)...)
 	f.setState(state...)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, w := join(t, srv, "tok")
+	c, w := join(t, srv, tok)
 	if w.Mode != wire.ModeDisplay {
 		t.Fatalf("welcome mode %d", w.Mode)
 	}
@@ -101,7 +106,7 @@ func TestLateJoinerGetsNewestSnapshotAndLogSince(t *testing.T) {
 	old.Pos.Tick = 1005 + 601
 	up.send(t, old)
 	expectLog(t, c, old) // c is logging already
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.dual(t)
 	up.expect(t, "the late joiner's dual request", func(m wire.Message) bool {
 		r, ok := m.(*wire.Routed)
@@ -120,11 +125,11 @@ func TestSlowClientForcedToDisplayNobodyWaits(t *testing.T) {
 	f.setState(announce(1, pos0))
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 64 << 10, Metrics: reg})
-	slow, _ := join(t, srv, "tok")
+	slow, _ := join(t, srv, tok)
 	slow.dual(t)
 	var fast []*cl
 	for range 2 {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		c.dual(t)
 		fast = append(fast, c)
 	}
@@ -277,7 +282,7 @@ func TestWrongTokenRefusedWithoutUpstream(t *testing.T) {
 func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	ok, _ := join(t, srv, "tok")
+	ok, _ := join(t, srv, tok)
 	up := f.conn(t)
 	cases := []struct {
 		name string
@@ -290,7 +295,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 		{"oversized", make([]byte, wire.MaxMessage+1), wire.CodeLimit}, // told why (wsconn), then closed
 	}
 	for _, tc := range cases {
-		c, _ := join(t, srv, "tok")
+		c, _ := join(t, srv, tok)
 		if err := c.ws.SendBytes(context.Background(), tc.b); err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +323,7 @@ func TestBadMessagesCloseOnlyTheSender(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	b := enc(t, &wire.Pong{Seq: 1})
 	for range 2 * msgRate {
 		if err := c.ws.SendBytes(context.Background(), b); err != nil {
@@ -339,8 +344,8 @@ func TestRateLimit(t *testing.T) {
 func TestClientKilledMeansGoneUpstream(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	stay, _ := join(t, srv, "tok")
-	c, w := join(t, srv, "tok")
+	stay, _ := join(t, srv, tok)
+	c, w := join(t, srv, tok)
 	up := f.conn(t)
 	c.ws.CloseNow()
 	g := up.expect(t, "Gone", func(m wire.Message) bool { _, ok := m.(*wire.Gone); return ok }).(*wire.Gone)
@@ -358,8 +363,8 @@ func TestChainedRelaysMapNumbersBothWays(t *testing.T) {
 	f.setState(announce(1, pos0))
 	_, a := newRelay(t, Options{Upstream: f.srv.URL})
 	_, b := newRelay(t, Options{Upstream: a.URL})
-	c1, w1 := join(t, b, "tok")
-	c2, w2 := join(t, b, "tok")
+	c1, w1 := join(t, b, tok)
+	c2, w2 := join(t, b, tok)
 	if w1.User == w2.User {
 		t.Fatal("two clients, one number")
 	}
@@ -420,7 +425,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	bs := blocks(0, pos0.Offset, 10, 100)
 	f.setState(append([]wire.Message{announce(1, pos0)}, asMsgs(bs)...)...)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	c.send(t, &wire.Resume{Pos: bs[5].Pos})
 	expectLog(t, c, asMsgs(bs[5:])...)
@@ -435,7 +440,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	})
 
 	// Caught up exactly: nothing to resend, the next live block follows.
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.send(t, &wire.Resume{Pos: recordlog.Pos{Offset: endOff + int64(len(live.Block)), Tick: 1011}})
 	c2.send(t, &wire.Ping{Seq: 5})
 	if _, ok := c2.next(t).(*wire.Pong); !ok {
@@ -446,7 +451,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 	expectLog(t, c2, live2)
 
 	// Unknown position: the newest snapshot and the log after it.
-	c3, _ := join(t, srv, "tok")
+	c3, _ := join(t, srv, tok)
 	c3.send(t, &wire.Resume{Pos: recordlog.Pos{Segment: 7, Offset: 99}})
 	expectLog(t, c3, append(append([]wire.Message{announce(1, pos0)}, asMsgs(bs)...), live, live2)...)
 }
@@ -454,7 +459,7 @@ func TestResumeFromHeldPosition(t *testing.T) {
 func TestDisplayDeltasOnlyAfterKeyFrame(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	id := up.expect(t, "Hello", func(m wire.Message) bool { _, ok := m.(*wire.Routed); return ok }).(*wire.Routed).Client
 	frame := func(seq uint64, key bool) *wire.DisplayFrame {
@@ -487,7 +492,9 @@ func TestPageCache(t *testing.T) {
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir, Metrics: reg})
 	get := func(srv string, path string) (int, string, http.Header) {
 		t.Helper()
-		resp, err := http.Get(srv + path)
+		req, _ := http.NewRequest("GET", srv+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -496,8 +503,8 @@ func TestPageCache(t *testing.T) {
 		return resp.StatusCode, string(b), resp.Header
 	}
 	for range 2 {
-		code, body, h := get(srv.URL, "/pages/abc")
-		if code != 200 || body != "page abc" || !strings.Contains(h.Get("Cache-Control"), "immutable") || h.Get("ETag") != `"abc"` {
+		code, body, h := get(srv.URL, "/pages/"+hashOf("abc"))
+		if code != 200 || body != "page "+hashOf("abc") || !strings.Contains(h.Get("Cache-Control"), "immutable") || h.Get("ETag") != `"`+hashOf("abc")+`"` {
 			t.Fatalf("got %d %q %v", code, body, h)
 		}
 	}
@@ -505,7 +512,7 @@ func TestPageCache(t *testing.T) {
 		t.Fatalf("upstream hit %d times for one page", n)
 	}
 	for range 2 {
-		if code, _, _ := get(srv.URL, "/pages/missing"); code != 404 {
+		if code, _, _ := get(srv.URL, "/pages/"+hashOf("missing")); code != 404 {
 			t.Fatalf("missing page: %d", code)
 		}
 		if code, body, _ := get(srv.URL, "/sessions/s1/snapshots"); code != 200 || body != "[]" {
@@ -534,7 +541,7 @@ func TestPageCache(t *testing.T) {
 	}
 	// A new relay on the same directory serves it from disk.
 	_, srv2 := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir})
-	if code, body, _ := get(srv2.URL, "/pages/abc"); code != 200 || body != "page abc" {
+	if code, body, _ := get(srv2.URL, "/pages/"+hashOf("abc")); code != 200 || body != "page "+hashOf("abc") {
 		t.Fatalf("from disk: %d %q", code, body)
 	}
 	if n := f.pageHit.Load(); n != 7 {
@@ -545,8 +552,8 @@ func TestPageCache(t *testing.T) {
 func TestUpstreamLostAndBack(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c1, _ := join(t, srv, "tok")
-	c2, _ := join(t, srv, "tok")
+	c1, _ := join(t, srv, tok)
+	c2, _ := join(t, srv, tok)
 	up := f.conn(t)
 	f.down.Store(true)
 	up.ws.CloseNow()
@@ -558,7 +565,7 @@ func TestUpstreamLostAndBack(t *testing.T) {
 	}
 	// A client reconnecting while the upstream is down waits for it.
 	c3 := dial(t, srv, "s1")
-	c3.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "tok"})
+	c3.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: tok})
 	f.down.Store(false)
 	if _, ok := c3.next(t).(*wire.Welcome); !ok {
 		t.Fatal("no Welcome after the upstream came back")
@@ -570,7 +577,7 @@ func TestUpstreamRefusalReachesClient(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	c := dial(t, srv, "s1")
-	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "refuse-me"})
+	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: tok, Name: "refuse-me"})
 	e, ok := c.next(t).(*wire.Error)
 	if !ok || e.Code != wire.CodeUnauthorized || e.Text != "refused upstream" {
 		t.Fatalf("got %+v", e)
@@ -583,8 +590,16 @@ func TestUpstreamRefusalReachesClient(t *testing.T) {
 func FuzzRoutedInner(f *testing.F) {
 	f.Add(routedBytes(5, []byte{16, 1, 2}))
 	f.Add([]byte{19, 0, 16, 1, 2})
+	f.Add(multicastBytes([]uint32{5, 300, 1 << 31}, []byte{16, 1, 2}))
+	f.Add([]byte{22, 1, 0, 16, 1, 2})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := wire.Decode(b)
+		if mc, ok := m.(*wire.Multicast); err == nil && ok {
+			inner, ierr := multicastInner(b)
+			if ierr != nil || !bytes.Equal(enc(t, mc.Msg), inner) || !bytes.Equal(multicastBytes(mc.Clients, inner), b) {
+				t.Fatalf("multicastInner disagrees with Decode on %x", b)
+			}
+		}
 		c, inner, ierr := routedInner(b)
 		r, isRouted := m.(*wire.Routed)
 		if err == nil && isRouted {
@@ -601,8 +616,8 @@ func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
 	f.setState(announce(1, pos0))
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Metrics: reg})
-	c3, _ := join(t, srv, "tok") // keeps the session (and its upstream) open
-	c, w := join(t, srv, "tok")
+	c3, _ := join(t, srv, tok) // keeps the session (and its upstream) open
+	c, w := join(t, srv, tok)
 	if w.Role != wire.RoleDisplayViewer {
 		t.Fatal(w.Role)
 	}
@@ -615,7 +630,7 @@ func TestDisplayViewerNeverGetsLogAndModesAreCounted(t *testing.T) {
 	up.expect(t, "Gone", func(m wire.Message) bool { _, ok := m.(*wire.Gone); return ok })
 
 	f.role = wire.RoleViewer
-	c2, _ := join(t, srv, "tok")
+	c2, _ := join(t, srv, tok)
 	c2.dual(t)
 	expectLog(t, c2, announce(1, pos0))
 	c3.send(t, &wire.Ping{Seq: 1})
@@ -677,8 +692,8 @@ func TestStuckClientClosed(t *testing.T) {
 	f := newFakeUp(t)
 	reg := metrics.NewRegistry()
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 4 << 20, Metrics: reg})
-	stay, _ := join(t, srv, "tok")
-	stuck, _ := join(t, srv, "tok") // never reads again
+	stay, _ := join(t, srv, tok)
+	stuck, _ := join(t, srv, tok) // never reads again
 	up := f.conn(t)
 	var ids []uint32
 	for len(ids) < 2 {
@@ -738,7 +753,7 @@ func TestOneBigBlockIsNotSlowness(t *testing.T) {
 	f := newFakeUp(t)
 	f.setState(announce(1, pos0))
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, QueueBytes: 64 << 10})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	c.dual(t)
 	expectLog(t, c, announce(1, pos0))
@@ -780,7 +795,8 @@ func TestUnknownSessionUpstream(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	c := dial(t, srv, "nosuch")
-	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: "tok"})
+	c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay,
+		Token: token.Sign(testKey, token.Claims{Session: "nosuch", Role: token.RoleViewer, Expiry: time.Now().Add(time.Hour)})})
 	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeNoSession {
 		t.Fatalf("got %+v", e)
 	}
@@ -793,7 +809,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 	bodies := make(chan string, n)
 	for range n {
 		go func() {
-			resp, err := http.Get(srv.URL + "/pages/slow")
+			resp, err := http.Get(srv.URL + "/pages/" + hashOf("slow"))
 			if err != nil {
 				bodies <- err.Error()
 				return
@@ -810,7 +826,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(f.gate)
 	for range n {
-		if b := <-bodies; b != "page slow" {
+		if b := <-bodies; b != "page "+hashOf("slow") {
 			t.Fatalf("got %q", b)
 		}
 	}
@@ -822,7 +838,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 func TestUpstreamErrorReachesClients(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
-	c, _ := join(t, srv, "tok")
+	c, _ := join(t, srv, tok)
 	up := f.conn(t)
 	up.send(t, &wire.Error{Code: wire.CodeShutdown, Text: "session ended"})
 	if e, ok := c.next(t).(*wire.Error); !ok || e.Code != wire.CodeShutdown || e.Text != "session ended" {
@@ -870,8 +886,8 @@ func TestBroadcastsReachEveryone(t *testing.T) {
 	f := newFakeUp(t)
 	_, a := newRelay(t, Options{Upstream: f.srv.URL})
 	_, b := newRelay(t, Options{Upstream: a.URL})
-	c1, _ := join(t, a, "tok")
-	c2, _ := join(t, b, "tok")
+	c1, _ := join(t, a, tok)
+	c2, _ := join(t, b, tok)
 	up := f.conn(t)
 	msgs := []wire.Message{
 		&wire.ControlGrant{By: 0, To: 1, Epoch: 2},
@@ -924,7 +940,526 @@ func TestSessionFilesNeedReplayRights(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
-	if got := get("/pages/abc", ""); got != http.StatusOK {
+	if got := get("/pages/"+hashOf("abc"), ""); got != http.StatusOK {
 		t.Errorf("a page without a token: %d, want 200", got)
+	}
+}
+
+// A hub without a key would hand the log to anyone (issue 9, finding 3):
+// New refuses to make one.
+func TestNewRefusesNoKey(t *testing.T) {
+	for _, key := range [][]byte{nil, {}, make([]byte, 8)} {
+		if _, err := New(Options{Upstream: "http://127.0.0.1:1", Key: key}); err == nil || !strings.Contains(err.Error(), "key") {
+			t.Fatalf("key of %d bytes: New said %v, want a refusal", len(key), err)
+		}
+	}
+}
+
+// Issue 9, finding 2: GETs of the all-zero page with a different query each
+// were each a miss stored under a new key, so the cache grew without bound
+// (60,000 of them took a relay from 65 MB to 1 GB). A name has one spelling
+// now: anything else in the URL is refused, and nothing is stored for it.
+func TestPageCacheNamesAreCanonical(t *testing.T) {
+	f := newFakeUp(t)
+	h, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	zero := strings.Repeat("0", 64)
+	pad := strings.Repeat("x", 8000)
+	get := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 300 {
+		if code := get(fmt.Sprintf("/pages/%s?i=%d&pad=%s", zero, i, pad)); code != http.StatusBadRequest {
+			t.Fatalf("request %d with a query: %d, want 400", i, code)
+		}
+	}
+	for _, p := range []string{
+		"/pages/" + strings.ToUpper(hashOf("a")), "/pages/" + zero[:63], "/manifests/" + zero + "?v=1",
+		"/pages?h=" + zero + "&x=1", "/pages?h=" + zero + "&h=zz", "/sessions/s1/log/?i=1",
+	} {
+		if code := get(p); code != http.StatusBadRequest && code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want a refusal", cutText(p), code)
+		}
+	}
+	if code := get("/pages/" + zero + "?" + strings.Repeat("y", maxURL)); code != http.StatusRequestURITooLong {
+		t.Errorf("a %d-byte URL: %d, want 414", maxURL, code)
+	}
+	h.cache.mu.Lock()
+	n, bytes := h.cache.lru.Len(), h.cache.memBytes
+	h.cache.mu.Unlock()
+	if n != 0 || bytes != 0 || f.pageHit.Load() != 0 {
+		t.Fatalf("refused requests reached the cache: %d entries, %d bytes, %d upstream fetches", n, bytes, f.pageHit.Load())
+	}
+	// The page's own names still work, each cached once.
+	for range 3 {
+		if get("/pages/"+zero) != 200 || get("/pages?h="+zero+"&h="+hashOf("a")) != 200 {
+			t.Fatal("a canonical name was refused")
+		}
+	}
+	if h.cache.lru.Len() != 2 || f.pageHit.Load() != 2 {
+		t.Fatalf("%d entries, %d upstream fetches; want 2 and 2", h.cache.lru.Len(), f.pageHit.Load())
+	}
+}
+
+// 100,000 distinct names keep the cache under its bounds in bytes (names
+// counted) and in entries, in memory and on disk.
+func TestPageCacheBoundedInBytesAndEntries(t *testing.T) {
+	f := newFakeUp(t)
+	h, _ := newRelay(t, Options{Upstream: f.srv.URL})
+	body := make([]byte, 1024) // shared: the test counts, it need not hold 100 MB
+	var biggest int
+	for i := range 100_000 {
+		e := &entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), Header: http.Header{"Etag": {`"x"`}}, body: body}
+		h.cache.putMem(e)
+		h.cache.mu.Lock()
+		biggest = max(biggest, h.cache.lru.Len())
+		var sum int64
+		if i%10_000 == 0 {
+			for el := h.cache.lru.Front(); el != nil; el = el.Next() {
+				e := el.Value.(*entry)
+				sum += int64(len(e.Key) + len(e.body))
+			}
+		}
+		h.cache.mu.Unlock()
+		if sum > 256<<20 {
+			t.Fatalf("after %d names: %d bytes of names and bodies held", i, sum)
+		}
+	}
+	if biggest > 1<<16 {
+		t.Fatalf("the cache held %d entries, want at most 65536", biggest)
+	}
+	// Bytes: names count. 1 KiB bodies under 1 MiB: far fewer than 1024.
+	h2, _ := newRelay(t, Options{Upstream: f.srv.URL, CacheMemBytes: 1 << 20})
+	for i := range 5000 {
+		h2.cache.putMem(&entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), body: body})
+	}
+	if n := h2.cache.lru.Len(); n*(1024+64) > 1<<20 {
+		t.Fatalf("%d entries of 1 KiB and a 71-byte name under a 1 MiB bound", n)
+	}
+	// Disk: at most CacheDiskEntries files.
+	dir := t.TempDir()
+	h3, _ := newRelay(t, Options{Upstream: f.srv.URL, CacheDir: dir, CacheDiskEntries: 50})
+	for i := range 300 {
+		h3.cache.put(&entry{Key: "/pages/" + hashOf(fmt.Sprint(i)), body: []byte("p")})
+		if ents, _ := os.ReadDir(dir); len(ents) > 50 {
+			t.Fatalf("after %d pages: %d files on disk, want at most 50", i+1, len(ents))
+		}
+	}
+}
+
+// Every HTTP request the relay makes upstream carries its own relay token
+// (issue 9, 8c: the server's upstream port requires one on every path),
+// whether or not the client sent one.
+func TestUpstreamRequestsCarryRelayToken(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	for _, c := range []struct{ path, bearer, session string }{
+		{"/pages/" + hashOf("p"), "", ""},
+		{"/pages/" + hashOf("q"), tok, "s1"},
+		{"/sessions/s1/snapshots", tok, "s1"},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+c.path, nil)
+		if c.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+c.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", c.path, resp.StatusCode)
+		}
+		var got string
+		select {
+		case got = <-f.auth:
+		default:
+			t.Fatalf("%s: did not reach the upstream", c.path)
+		}
+		bearer, ok := strings.CutPrefix(got, "Bearer ")
+		cl, err := token.Verify(testKey, bearer, time.Now())
+		if !ok || err != nil || cl.Role != token.RoleRelay || cl.Session != c.session {
+			t.Fatalf("%s: the upstream got Authorization %q (%+v, %v), want the relay's token for %q", c.path, cutText(got), cl, err, c.session)
+		}
+	}
+}
+
+// Issue 9, 8b: the origin check compared Origin with Host only, and a
+// DNS-rebinding page (its own name pointed at the relay) sends a Host equal
+// to its Origin. Origins are judged on their own now.
+func TestOriginForgedHostRefused(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, AllowOrigins: []string{"good.example", "https://desk.example.com", "10.1.2.3:*"}})
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	upgrade := func(origin, host string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/ws/s1", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, origin, host string
+		want               int
+	}{
+		{"rebinding: Origin and Host both the attacker's name", "http://evil.example:" + port, "evil.example:" + port, 403},
+		{"rebinding without a port", "http://evil.example", "evil.example", 403},
+		{"a name not listed, Host matching", "http://desk.example.com", "desk.example.com", 403},
+		{"listed origin, wrong scheme", "http://desk.example.com", "", 403},
+		{"listed origin", "https://desk.example.com", "", 101},
+		{"listed host pattern", "http://good.example", "", 101},
+		{"listed host:port pattern", "http://10.1.2.3:9999", "", 101},
+		{"own IP origin", "http://127.0.0.1:" + port, "", 101},
+		{"own origin, other scheme", "https://127.0.0.1:" + port, "", 403},
+		{"localhost", "http://localhost:" + port, "localhost:" + port, 101},
+		{"another port on this IP", "http://127.0.0.1:1", "", 403},
+		{"opaque origin", "null", "", 403},
+		{"not an origin", "http://127.0.0.1:" + port + "/x", "", 403},
+		{"native client: no Origin", "", "evil.example", 101},
+	} {
+		if got := upgrade(c.origin, c.host); got != c.want {
+			t.Errorf("%s (Origin %q, Host %q): %d, want %d", c.name, c.origin, c.host, got, c.want)
+		}
+	}
+}
+
+func signed(role, name string) string {
+	return token.Sign(testKey, token.Claims{Session: "s1", Role: role, Name: name, Expiry: time.Now().Add(time.Hour)})
+}
+
+// Issue 9, finding 5: Input from a role that cannot type is answered by the
+// relay (InputRefused, rate-limited) and never goes upstream; an owner's
+// does.
+func TestInputFromViewerRefusedAtRelay(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	owner, _ := join(t, srv, signed(token.RoleOwner, "o"))
+	disp, _ := join(t, srv, signed(token.RoleDisplay, ""))
+	up := f.conn(t)
+	in := &wire.Input{Seq: 77, Events: []abi.Event{{Type: abi.EvText, Text: "x"}}}
+	for range 50 {
+		disp.send(t, in)
+	}
+	ref, ok := disp.next(t).(*wire.InputRefused)
+	if !ok || ref.Seq != 77 || ref.Reason != wire.RefuseViewerOnly {
+		t.Fatalf("got %+v, want InputRefused for seq 77", ref)
+	}
+	owner.send(t, &wire.Input{Seq: 1, Events: []abi.Event{{Type: abi.EvText, Text: "o"}}})
+	var inputs []uint64
+	up.expect(t, "the owner's Input", func(m wire.Message) bool {
+		if r, ok := m.(*wire.Routed); ok {
+			if x, ok := r.Msg.(*wire.Input); ok {
+				inputs = append(inputs, x.Seq)
+				return x.Seq == 1
+			}
+		}
+		return false
+	})
+	if len(inputs) != 1 {
+		t.Fatalf("Inputs upstream: seq %v, want only the owner's 1", inputs)
+	}
+	// At most refusalRate answers for 50 refused Inputs, then a Pong: the
+	// connection stays.
+	disp.send(t, &wire.Ping{Seq: 9})
+	answers := 1
+	for {
+		m := disp.next(t)
+		if p, ok := m.(*wire.Pong); ok && p.Seq == 9 {
+			break
+		}
+		if _, ok := m.(*wire.InputRefused); ok {
+			answers++
+		}
+	}
+	if answers > refusalRate+1 {
+		t.Fatalf("%d InputRefused for 50 Inputs: the answers are not rate-limited", answers)
+	}
+}
+
+// Issue 9, findings 4 and 5: limits per token, not only per connection.
+func TestPerTokenLimits(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, ConnsPerToken: 3, JoinsPerMinute: 5, TokenMsgRate: 60})
+	display := signed(token.RoleDisplay, "")
+	refusal := func(c *cl) *wire.Error {
+		t.Helper()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, _, err := c.ws.Recv(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("closed without an Error: %v", err)
+			}
+			if e, ok := m.(*wire.Error); ok {
+				return e
+			}
+		}
+	}
+	var conns []*cl
+	for range 3 {
+		c, _ := join(t, srv, display)
+		conns = append(conns, c)
+	}
+	x := dial(t, srv, "s1")
+	x.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+	if e := refusal(x); e.Code != wire.CodeLimit || !strings.Contains(e.Text, "connections") {
+		t.Fatalf("a 4th connection of one token: %+v, want a limit", e)
+	}
+	// Another token is not affected.
+	other, _ := join(t, srv, signed(token.RoleViewer, "v"))
+	// Joins: 5 a minute. Three were admitted and one refused (refusals
+	// count: a flood of refused Hellos is still a flood).
+	conns[0].ws.CloseNow()
+	time.Sleep(100 * time.Millisecond)
+	c5, _ := join(t, srv, display)
+	conns[0] = c5
+	conns[1].ws.CloseNow()
+	time.Sleep(100 * time.Millisecond)
+	y := dial(t, srv, "s1")
+	y.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+	if e := refusal(y); e.Code != wire.CodeLimit || !strings.Contains(e.Text, "minute") {
+		t.Fatalf("a 6th join in a minute: %+v, want a limit", e)
+	}
+	// Messages: 60 a second over the token's connections, each well under
+	// its own 400.
+	for range 40 {
+		conns[0].send(t, &wire.Ping{Seq: 1})
+		conns[2].send(t, &wire.Ping{Seq: 1})
+	}
+	e0, e2 := make(chan *wire.Error, 1), make(chan *wire.Error, 1)
+	go func() { e0 <- refusalNoFatal(conns[0]) }()
+	go func() { e2 <- refusalNoFatal(conns[2]) }()
+	got := []*wire.Error{<-e0, <-e2}
+	limited := 0
+	for _, e := range got {
+		if e != nil && e.Code == wire.CodeLimit && strings.Contains(e.Text, "together") {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatalf("80 messages a second from one token's connections, limit 60: %+v %+v", got[0], got[1])
+	}
+	other.send(t, &wire.Ping{Seq: 5})
+	for {
+		if p, ok := other.next(t).(*wire.Pong); ok && p.Seq == 5 {
+			break
+		}
+	}
+}
+
+// refusalNoFatal waits for c's Error (nil if it closes without one, or
+// stays open for 3 s).
+func refusalNoFatal(c *cl) *wire.Error {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		m, _, err := c.ws.Recv(ctx)
+		cancel()
+		if err != nil {
+			return nil
+		}
+		if e, ok := m.(*wire.Error); ok {
+			return e
+		}
+	}
+}
+
+// Issue 9, finding 4: a flood of display Hellos reaches the upstream at
+// most maxHellosInFlight unanswered at a time, and an owner's Hello goes
+// ahead of them.
+func TestHelloAdmission(t *testing.T) {
+	f := newFakeUp(t)
+	f.holdRole = token.RoleDisplay // the upstream is slow to answer display viewers
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	first, _ := join(t, srv, signed(token.RoleViewer, "v")) // opens the upstream
+	up := f.conn(t)
+	display := signed(token.RoleDisplay, "")
+	var flood []*cl
+	for range 3 * maxHellosInFlight {
+		c := dial(t, srv, "s1")
+		c.send(t, &wire.Hello{Major: 1, Minor: 1, Caps: wire.CapDisplay, Token: display})
+		flood = append(flood, c)
+	}
+	// Held clients that talk before their Welcome: nothing of theirs may
+	// reach the upstream before their Hello.
+	for _, c := range flood {
+		c.send(t, &wire.ModeSwitch{Kind: wire.SwitchRequested, Mode: wire.ModeDisplay})
+	}
+	owner, w := join(t, srv, signed(token.RoleOwner, "o"))
+	if w.User == 0 {
+		t.Fatal("no Welcome for the owner")
+	}
+	// Count the display Hellos the upstream got before the owner's.
+	hellos := 0
+	known := map[uint32]bool{}
+	check := func(m wire.Message) (isHello bool) {
+		r, ok := m.(*wire.Routed)
+		if !ok {
+			return false
+		}
+		if r.Msg.Type() == wire.TypeHello {
+			known[r.Client] = true
+			return true
+		}
+		if !known[r.Client] {
+			t.Fatalf("the upstream got %s for client %d before its Hello", r.Msg.Type(), r.Client)
+		}
+		return false
+	}
+	up.expect(t, "the owner's Hello", func(m wire.Message) bool {
+		if !check(m) {
+			return false
+		}
+		h := m.(*wire.Routed).Msg.(*wire.Hello)
+		if cl, _ := token.Verify(testKey, h.Token, time.Now()); cl.Role == token.RoleOwner {
+			return true
+		}
+		hellos++
+		return false
+	})
+	time.Sleep(200 * time.Millisecond)
+	for len(up.in) > 0 {
+		if check(<-up.in) {
+			hellos++
+		}
+	}
+	if hellos > maxHellosInFlight+1 { // +1: the first viewer's
+		t.Fatalf("%d unanswered Hellos went upstream, want at most %d", hellos, maxHellosInFlight)
+	}
+	owner.send(t, &wire.Ping{Seq: 1})
+	first.send(t, &wire.Ping{Seq: 1})
+	_ = flood
+}
+
+// Issue 9, finding 4: every join changes Presence; the relay sends it at
+// most every presenceEvery, the newest, and a slow client holds one.
+func TestPresenceCoalesced(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	c, _ := join(t, srv, tok)
+	up := f.conn(t)
+	for i := range 200 {
+		up.send(t, &wire.Presence{Control: wire.ControlShared, Users: []wire.PresenceUser{{User: uint16(i + 1), Name: "u", Role: wire.RoleViewer, Mode: wire.ModeDisplay}}})
+	}
+	// Read until the newest list arrives (one Recv deadline for all: the
+	// library closes a connection whose read times out).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, last := 0, uint16(0)
+	for last != 200 {
+		m, _, err := c.ws.Recv(ctx)
+		if err != nil {
+			t.Fatalf("after %d Presence messages (the last for user %d): %v", got, last, err)
+		}
+		if p, ok := m.(*wire.Presence); ok {
+			got++
+			last = p.Users[0].User
+		}
+	}
+	if got > 5 || last != 200 {
+		t.Fatalf("%d Presence messages for 200 changes, the last for user %d; want a few, the last for 200", got, last)
+	}
+}
+
+// Issue 9, finding 4: a client that reads nothing was dropped only after
+// 30-40 s; now one write blocked for writeTimeout closes it.
+func TestNonReaderDroppedByWriteDeadline(t *testing.T) {
+	oldW, oldF := writeTimeout, fullTimeout
+	writeTimeout, fullTimeout = 300*time.Millisecond, time.Hour
+	defer func() { writeTimeout, fullTimeout = oldW, oldF }()
+	f := newFakeUp(t)
+	reg := metrics.NewRegistry()
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Metrics: reg})
+	stay, _ := join(t, srv, tok)
+	stuck, _ := join(t, srv, tok) // never reads again
+	up := f.conn(t)
+	var ids []uint32
+	for len(ids) < 2 {
+		ids = append(ids, up.expect(t, "Hello", func(m wire.Message) bool {
+			r, ok := m.(*wire.Routed)
+			return ok && r.Msg.Type() == wire.TypeHello
+		}).(*wire.Routed).Client)
+	}
+	frame := &wire.DisplayFrame{Key: true, Width: 512, Height: 512,
+		Tiles: []wire.Tile{{W: 512, H: 512, Encoding: wire.EncRaw, Data: make([]byte, 512*512*4)}}}
+	start := time.Now()
+	for gone := false; !gone; {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("a client that reads nothing was not dropped")
+		}
+		up.send(t, &wire.Routed{Client: ids[1], Msg: frame})
+		select {
+		case m := <-up.in:
+			if g, ok := m.(*wire.Gone); ok && g.Client == ids[1] {
+				gone = true
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// The library closes the connection as the write times out, so the
+	// reader may report the client gone before the writer counts.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v := reg.Counter(`replaydesk_relay_refused_total{reason="write_timeout"}`, "").Get()
+		if v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write timeouts counted: %g, want 1", v)
+		}
+	}
+	stay.send(t, &wire.Ping{Seq: 3})
+	for {
+		if p, ok := stay.next(t).(*wire.Pong); ok && p.Seq == 3 {
+			break
+		}
+	}
+	_ = stuck
+}
+
+// A Multicast key frame reaches each client listed, direct or behind a
+// child relay, once; deltas then flow to all of them.
+func TestMulticastKeyFrame(t *testing.T) {
+	f := newFakeUp(t)
+	_, a := newRelay(t, Options{Upstream: f.srv.URL})
+	_, b := newRelay(t, Options{Upstream: a.URL})
+	var cs []*cl
+	var ids []uint32
+	for _, srv := range []*httptest.Server{a, a, b, b} {
+		c, w := join(t, srv, tok)
+		cs = append(cs, c)
+		ids = append(ids, uint32(w.User)) // the fake's Welcome: user = the upstream's client number
+	}
+	up := f.conn(t)
+	if up.hello.Caps&wire.CapMulticast == 0 {
+		t.Fatal("the relay's Hello does not offer Multicast")
+	}
+	frame := func(seq uint64, key bool) *wire.DisplayFrame {
+		return &wire.DisplayFrame{Seq: seq, Tick: 1000 + seq, Key: key, Width: 8, Height: 8,
+			Tiles: []wire.Tile{{W: 8, H: 8, Encoding: wire.EncSolid, Data: []byte{1, 2, 3, byte(seq)}}}}
+	}
+	up.send(t, &wire.Multicast{Clients: append(slices.Clone(ids), 9999), Msg: frame(1, true)})
+	up.send(t, frame(2, false))
+	for i, c := range cs {
+		expectLog(t, c, frame(1, true), frame(2, false))
+		_ = i
 	}
 }

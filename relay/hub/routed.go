@@ -30,3 +30,39 @@ func routedInner(b []byte) (uint32, []byte, error) {
 	}
 	return uint32(c), b[1+n:], nil
 }
+
+// multicastBytes makes a Multicast of an encoded message for clients
+// (distinct, at most wire.MaxMulticast: the upstream's list, renumbered).
+func multicastBytes(clients []uint32, inner []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen32*(1+len(clients))+len(inner))
+	b = append(b, byte(wire.TypeMulticast))
+	b = binary.AppendUvarint(b, uint64(len(clients)))
+	for _, c := range clients {
+		b = binary.AppendUvarint(b, uint64(c))
+	}
+	return append(b, inner...)
+}
+
+// multicastInner returns the wrapped message's bytes of an encoded
+// Multicast that wire.Decode accepted (it aliases b).
+func multicastInner(b []byte) ([]byte, error) {
+	if len(b) < 2 || b[0] != byte(wire.TypeMulticast) {
+		return nil, errors.New("hub: not a Multicast message")
+	}
+	off := 1
+	n, k := binary.Uvarint(b[off:])
+	if k <= 0 || n == 0 || n > wire.MaxMulticast {
+		return nil, errors.New("hub: bad Multicast count")
+	}
+	off += k
+	for range n {
+		if _, k = binary.Uvarint(b[off:]); k <= 0 {
+			return nil, errors.New("hub: bad Multicast client")
+		}
+		off += k
+	}
+	if off >= len(b) {
+		return nil, errors.New("hub: Multicast without a message")
+	}
+	return b[off:], nil
+}

@@ -22,14 +22,22 @@ type member struct {
 	relay bool
 	name  string // metrics mode name
 
-	// A child relay: its numbers for its clients → ours, and whether it
-	// still waits for the upstream's Welcome.
+	// A child relay: its numbers for its clients → ours, whether it
+	// still waits for the upstream's Welcome, and whether it takes
+	// Multicast.
 	children     map[uint32]uint32
 	relayPending bool
+	multicast    bool
 
 	// A direct client.
 	id         uint32
-	forwarded  bool // its Hello went upstream (so a Gone is due when it leaves)
+	tokRole    string    // the role its verified token grants (token.Role*)
+	prio       bool      // its messages go upstream ahead of others' (owner, controller)
+	use        *tokenUse // its token's shared limits
+	refusals   *bucket   // InputRefused answered here
+	helloB     []byte    // its routed Hello, until it goes upstream
+	inFlight   bool      // its Hello went upstream and awaits the answer (counted in session.inFlight)
+	forwarded  bool      // its Hello went upstream (so a Gone is due when it leaves)
 	welcomed   bool
 	role       wire.Role
 	mode       wire.Mode
@@ -80,7 +88,15 @@ type session struct {
 	welcome   *wire.Welcome
 	welcomeB  []byte
 	upq       [][]byte
+	upqHi     [][]byte // owners' and controllers' messages: sent first
 	upWake    chan struct{}
+	// Admission control (maxHellosInFlight): Hellos of roles that cannot
+	// type that wait for the upstream's answer, and those waiting here.
+	inFlight int
+	waiting  []*member
+
+	presenceAt  time.Time // when Presence last went downstream
+	presenceDue bool      // a newer Presence waits for presenceEvery
 
 	snaps     []heldSnap // at most 2, oldest first
 	blocks    []heldBlock
@@ -136,8 +152,9 @@ func (s *session) remove(m *member, reason string) {
 		delete(s.routes, m.id)
 		s.h.m.reg.Remove(lagName(m.id))
 		if m.forwarded {
-			s.upGone(m.id, reason)
+			s.upGoneM(m, reason)
 		}
+		s.answered(m)
 	}
 	if len(s.members) == 0 {
 		s.ending = true
@@ -151,12 +168,79 @@ func (s *session) upGone(id uint32, reason string) {
 	}
 }
 
+// upGoneM is upGone for a direct client, in its lane.
+func (s *session) upGoneM(m *member, reason string) {
+	if b, err := wire.Encode(&wire.Gone{Client: m.id, Reason: cutText(reason)}); err == nil {
+		s.upTo(m, b)
+	}
+}
+
 // upSend queues b for the upstream (sent once connected).
 func (s *session) upSend(b []byte) {
 	s.upq = append(s.upq, b)
+	s.upPoke()
+}
+
+// upTo queues b from or about direct client m: in the first lane for an
+// owner or controller, so nothing a flood sends delays them here.
+func (s *session) upTo(m *member, b []byte) {
+	if m.helloB != nil {
+		return // its Hello is held here: the upstream does not know it yet
+	}
+	if !m.prio {
+		s.upSend(b)
+		return
+	}
+	s.upqHi = append(s.upqHi, b)
+	s.upPoke()
+}
+
+func (s *session) upPoke() {
 	select {
 	case s.upWake <- struct{}{}:
 	default:
+	}
+}
+
+// admitHello sends m's routed Hello upstream now, or holds it while
+// maxHellosInFlight Hellos of roles that cannot type await their answer
+// (owners and controllers are never held).
+func (s *session) admitHello(m *member, b []byte) {
+	if !m.prio && s.inFlight >= maxHellosInFlight {
+		m.helloB = b
+		s.waiting = append(s.waiting, m)
+		return
+	}
+	s.forwardHello(m, b)
+}
+
+func (s *session) forwardHello(m *member, b []byte) {
+	m.forwarded = true
+	if !m.prio {
+		m.inFlight = true
+		s.inFlight++
+	}
+	s.upTo(m, b)
+}
+
+// answered notes that m's Hello needs no more waiting for (answered, or m
+// left) and lets the next held one go.
+func (s *session) answered(m *member) {
+	if !m.inFlight {
+		return
+	}
+	m.inFlight = false
+	s.inFlight--
+	for s.inFlight < maxHellosInFlight && len(s.waiting) > 0 {
+		w := s.waiting[0]
+		s.waiting[0] = nil
+		s.waiting = s.waiting[1:]
+		if s.members[w.d] != w {
+			continue // it left while held
+		}
+		b := w.helloB
+		w.helloB = nil // before forwardHello: upTo drops a held client's messages
+		s.forwardHello(w, b)
 	}
 }
 
@@ -207,7 +291,8 @@ func (s *session) failAll(code wire.ErrorCode, text string) {
 	ms := s.members
 	s.members = map[*down]*member{}
 	s.routes = map[uint32]route{}
-	s.upq = nil
+	s.upq, s.upqHi = nil, nil
+	s.inFlight, s.waiting = 0, nil
 	for _, m := range ms {
 		s.h.m.mode(m.name, "")
 		if !m.relay {
@@ -244,7 +329,7 @@ func (s *session) serveUpstream() (established bool, err error) {
 		s.mu.Unlock()
 	}()
 	caps := wire.CapRelay | wire.CapReplay | wire.CapDisplay | wire.CapZlib | wire.CapPalette |
-		wire.CapJPEG | wire.CapPNG | wire.CapPageCache | wire.CapDualStream
+		wire.CapJPEG | wire.CapPNG | wire.CapPageCache | wire.CapDualStream | wire.CapMulticast
 	if err := ws.Send(ctx, &wire.Hello{Major: wire.Major, Minor: wire.Minor, Caps: caps, Token: s.h.upstreamToken(s.id), Want: wire.ModeReplay, Name: "relay"}); err != nil {
 		return false, err
 	}
@@ -305,19 +390,30 @@ func (s *session) connected0(w *wire.Welcome, b []byte) {
 	}
 }
 
-// upWriter drains the upward queue onto ws.
+// upWriter drains the upward queues onto ws, one message at a time so that
+// an owner's or controller's message overtakes whatever else waits.
 func (s *session) upWriter(ctx context.Context, ws *wsconn.Conn, stop context.CancelFunc) {
 	for {
 		s.mu.Lock()
-		q := s.upq
-		s.upq = nil
+		var b []byte
+		switch {
+		case len(s.upqHi) > 0:
+			b = s.upqHi[0]
+			s.upqHi[0] = nil
+			s.upqHi = s.upqHi[1:]
+		case len(s.upq) > 0:
+			b = s.upq[0]
+			s.upq[0] = nil
+			s.upq = s.upq[1:]
+		}
 		s.mu.Unlock()
-		for _, b := range q {
+		if b != nil {
 			if err := ws.SendBytes(ctx, b); err != nil {
 				stop()
 				return
 			}
 			s.h.m.upOut.Add(float64(len(b)))
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -342,7 +438,12 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 	defer s.mu.Unlock()
 	switch v := msg.(type) {
 	case *wire.Routed:
-		s.routedDown(v, b)
+		_, inner, err := routedInner(b)
+		if err == nil {
+			s.routedDown(v.Client, v.Msg, inner)
+		}
+	case *wire.Multicast:
+		s.multicastDown(v, b)
 	case *wire.Gone:
 		s.goneDown(v)
 	case *wire.LogBlock:
@@ -378,14 +479,25 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 				s.push(m, b, catDisplay)
 			}
 		}
-	case *wire.Presence, *wire.Estimates, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
+	case *wire.Presence:
+		s.presence = b
+		if time.Since(s.presenceAt) >= presenceEvery {
+			s.sendPresence()
+		} else if !s.presenceDue {
+			s.presenceDue = true
+			time.AfterFunc(presenceEvery-time.Since(s.presenceAt), func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if s.presenceDue {
+					s.sendPresence()
+				}
+			})
+		}
+	case *wire.Estimates, *wire.ControlGrant, *wire.ControlRevoke, *wire.ControlRelease:
 		// Session state for everyone; control changes are broadcast too.
-		switch x := v.(type) {
-		case *wire.Estimates:
+		if x, ok := v.(*wire.Estimates); ok {
 			s.tick = max(s.tick, x.Tick)
 			s.estimates = b
-		case *wire.Presence:
-			s.presence = b
 		}
 		for _, m := range s.members {
 			if (m.relay && !m.relayPending) || m.welcomed {
@@ -394,6 +506,21 @@ func (s *session) fromUpstream(msg wire.Message, b []byte) {
 		}
 	default:
 		s.log.Warn().Stringer("type", msg.Type()).Msg("upstream sent an unrouted message the relay does not forward")
+	}
+}
+
+// sendPresence sends the newest Presence to everyone welcomed. A Presence
+// still queued for a client is replaced, not added to: only the newest
+// list matters, so a client that reads slowly holds one.
+func (s *session) sendPresence() {
+	s.presenceDue, s.presenceAt = false, time.Now()
+	if s.presence == nil {
+		return
+	}
+	for _, m := range s.members {
+		if (m.relay && !m.relayPending) || m.welcomed {
+			s.push(m, s.presence, catPresence)
+		}
 	}
 }
 
@@ -578,7 +705,7 @@ func (s *session) push(m *member, b []byte, c cat) {
 		m.d.drop(catDisplay)
 		s.pushMsg(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason}, catControl)
 		// The server learns the mode and sends a key frame.
-		s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason})
+		s.upRouted(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: reason})
 	case m.hasKey:
 		// A display client behind on deltas: drop them and start again
 		// from a fresh key frame.
@@ -597,7 +724,7 @@ func (s *session) askKey(m *member) {
 		return
 	}
 	m.keyAsked = time.Now()
-	s.upRouted(m.id, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
+	s.upRouted(m, &wire.ModeSwitch{Kind: wire.SwitchForced, Mode: wire.ModeDisplay, Reason: "too slow: key frame needed"})
 }
 
 // retryKeys asks again for the key frames still due.
@@ -617,9 +744,9 @@ func (s *session) pushMsg(m *member, msg wire.Message, c cat) {
 	}
 }
 
-func (s *session) upRouted(id uint32, msg wire.Message) {
+func (s *session) upRouted(m *member, msg wire.Message) {
 	if b, err := wire.Encode(msg); err == nil {
-		s.upSend(routedBytes(id, b))
+		s.upTo(m, routedBytes(m.id, b))
 	}
 }
 
@@ -633,42 +760,72 @@ func catOf(t wire.Type) cat {
 	return catControl
 }
 
-// routedDown delivers a message the upstream sent to one client.
-func (s *session) routedDown(v *wire.Routed, b []byte) {
-	r, ok := s.routes[v.Client]
-	if !ok {
-		return // it left; the upstream hears Gone
-	}
-	_, inner, err := routedInner(b)
+// multicastDown delivers a message the upstream sent to several clients:
+// to each direct one as if routed, and to each child relay once (one
+// Multicast with its numbers, or one Routed each if it did not ask for
+// Multicast).
+func (s *session) multicastDown(v *wire.Multicast, b []byte) {
+	inner, err := multicastInner(b)
 	if err != nil {
 		return
 	}
+	var children map[*member][]uint32
+	for _, id := range v.Clients {
+		r, ok := s.routes[id]
+		switch {
+		case !ok:
+		case r.child == 0:
+			s.routedDown(id, v.Msg, inner)
+		case !r.m.multicast:
+			s.push(r.m, routedBytes(r.child, inner), catOf(v.Msg.Type()))
+		default:
+			if children == nil {
+				children = map[*member][]uint32{}
+			}
+			children[r.m] = append(children[r.m], r.child)
+		}
+	}
+	for m, ids := range children {
+		s.push(m, multicastBytes(ids, inner), catOf(v.Msg.Type()))
+	}
+}
+
+// routedDown delivers a message the upstream sent to client id; inner is
+// msg's encoding.
+func (s *session) routedDown(id uint32, msg wire.Message, inner []byte) {
+	r, ok := s.routes[id]
+	if !ok {
+		return // it left; the upstream hears Gone
+	}
 	m := r.m
 	if r.child != 0 {
-		s.push(m, routedBytes(r.child, inner), catOf(v.Msg.Type()))
+		s.push(m, routedBytes(r.child, inner), catOf(msg.Type()))
 		return
 	}
-	switch x := v.Msg.(type) {
+	switch x := msg.(type) {
 	case *wire.Welcome:
 		if m.welcomed {
 			return // one Welcome per client: a second one is the upstream's bug
 		}
 		m.welcomed = true
+		s.answered(m)
 		m.role = x.Role
 		m.mode = wire.ModeDisplay
 		s.push(m, inner, catControl)
 		// The state it would otherwise wait for (the server's next ones
 		// follow).
-		for _, b := range [][]byte{s.presence, s.estimates} {
-			if b != nil {
-				s.push(m, b, catControl)
-			}
+		if s.presence != nil {
+			s.push(m, s.presence, catPresence)
+		}
+		if s.estimates != nil {
+			s.push(m, s.estimates, catControl)
 		}
 		s.h.m.mode(m.name, "display")
 		m.name = "display"
 		s.setMode(m, x.Mode)
 		return
 	case *wire.Error:
+		s.answered(m)
 		m.d.finishBytes(inner)
 		return
 	case *wire.DisplayFrame:
@@ -682,7 +839,7 @@ func (s *session) routedDown(v *wire.Routed, b []byte) {
 		}
 		return
 	}
-	s.push(m, inner, catOf(v.Msg.Type()))
+	s.push(m, inner, catOf(msg.Type()))
 }
 
 // goneDown drops a client at the upstream's request, after what was routed
@@ -699,6 +856,7 @@ func (s *session) goneDown(v *wire.Gone) {
 		return
 	}
 	r.m.forwarded = false // the upstream knows
+	s.answered(r.m)
 	r.m.d.finish(wire.CodeForbidden, v.Reason)
 }
 
@@ -719,7 +877,7 @@ func (s *session) welcomeRelay(m *member) {
 		}
 	}
 	if s.presence != nil {
-		s.push(m, s.presence, catControl)
+		s.push(m, s.presence, catPresence)
 	}
 	if s.estimates != nil {
 		s.push(m, s.estimates, catControl)

@@ -565,23 +565,70 @@ func (m *Routed) decodeBody(r *reader) {
 	if !r.ok() {
 		return
 	}
-	off = r.off
+	m.Msg = r.inner()
+}
+
+// inner decodes the wrapped message that uses up the rest of a Routed or
+// Multicast; it is never one of the wrappers itself.
+func (r *reader) inner() Message {
+	off := r.off
 	if r.remaining() == 0 {
 		r.failAt("msg", off, ErrMalformed, "no inner message")
-		return
+		return nil
 	}
-	if t := Type(r.b[off]); t == TypeRouted || t == TypeGone {
+	if t := Type(r.b[off]); t == TypeRouted || t == TypeGone || t == TypeMulticast {
 		r.failAt("msg", off, ErrMalformed, "a routed %s", t)
-		return
+		return nil
 	}
 	inner, err := Decode(r.b[off:])
 	if err != nil {
 		de := err.(*DecodeError)
 		r.failAt("msg", off+de.Offset, de.Err, "inner %s", de.Error())
+		return nil
+	}
+	r.off = len(r.b)
+	return inner
+}
+
+// Multicast: count:uvarint (1..MaxMulticast) client:uvarint×count (each
+// 1..MaxClient, no two equal) then the inner message, as in Routed.
+
+func (m *Multicast) appendBody(b []byte) []byte {
+	b = appendUvarint(b, uint64(len(m.Clients)))
+	for _, c := range m.Clients {
+		b = appendUvarint(b, uint64(c))
+	}
+	if m.Msg == nil {
+		return b
+	}
+	return m.Msg.appendBody(append(b, byte(m.Msg.Type())))
+}
+
+func (m *Multicast) decodeBody(r *reader) {
+	off := r.off
+	n := r.count("clients", MaxMulticast, 1)
+	if r.ok() && n == 0 {
+		r.failAt("clients", off, ErrMalformed, "no clients")
+	}
+	if !r.ok() {
 		return
 	}
-	m.Msg = inner
-	r.off = len(r.b)
+	m.Clients = make([]uint32, n)
+	seen := make(map[uint32]struct{}, n)
+	for i := range m.Clients {
+		off := r.off
+		c := uint32(r.uvarint("clients", MaxClient))
+		if !r.ok() {
+			return
+		}
+		if _, dup := seen[c]; c == 0 || dup {
+			r.failAt("clients", off, ErrMalformed, "client %d is 0 or repeated", c)
+			return
+		}
+		seen[c] = struct{}{}
+		m.Clients[i] = c
+	}
+	m.Msg = r.inner()
 }
 
 func (m *Gone) appendBody(b []byte) []byte {

@@ -45,6 +45,9 @@ const (
 	TypeGone   Type = 20 // relay ↔ upstream: a downstream client left, or must be dropped
 	// Added in 1.1, client → relay: continue the log from a position.
 	TypeResume Type = 21
+	// Added in 1.1 with CapMulticast, upstream → relay: one message for
+	// several of the relay's clients.
+	TypeMulticast Type = 22
 )
 
 var typeNames = [...]string{
@@ -54,7 +57,7 @@ var typeNames = [...]string{
 	TypeControlRevoke: "ControlRevoke", TypeControlRelease: "ControlRelease",
 	TypePresence: "Presence", TypeModeSwitch: "ModeSwitch", TypeEstimates: "Estimates",
 	TypeDisplayFrame: "DisplayFrame", TypePing: "Ping", TypePong: "Pong", TypeLag: "Lag",
-	TypeRouted: "Routed", TypeGone: "Gone", TypeResume: "Resume",
+	TypeRouted: "Routed", TypeGone: "Gone", TypeResume: "Resume", TypeMulticast: "Multicast",
 }
 
 func (t Type) String() string {
@@ -109,11 +112,18 @@ const (
 	// CapRelay (1.1): the Hello is a relay's upstream connection; Routed and
 	// Gone carry its downstream clients' messages.
 	CapRelay uint64 = 1 << 8
+	// CapMulticast (1.1): a relay's Hello says it takes Multicast, so a
+	// message for many of its clients (a display key frame for everyone
+	// who joined meanwhile) crosses its upstream connection once.
+	CapMulticast uint64 = 1 << 9
 )
 
 // MaxClient bounds Routed.Client and Gone.Client: a relay's number for one
 // of its downstream connections.
 const MaxClient = 1<<32 - 1
+
+// MaxMulticast bounds Multicast.Clients.
+const MaxMulticast = 4096
 
 // Role is what a user may do (DESIGN.md section 7).
 type Role uint8
@@ -375,6 +385,15 @@ type Routed struct {
 	Msg    Message
 }
 
+// Multicast is Routed for several clients at once (1.1, CapMulticast;
+// upstream → relay only): Msg is for each of Clients, as if routed to each.
+// Clients are distinct, 1..MaxClient, at most MaxMulticast of them. Msg is
+// never a Routed, Gone or Multicast.
+type Multicast struct {
+	Clients []uint32
+	Msg     Message
+}
+
 // Gone says a downstream client is no more: upward, it disconnected (or the
 // relay dropped it); downward, the upstream asks the relay to drop it after
 // delivering what was routed to it before.
@@ -420,6 +439,7 @@ func (*Lag) Type() Type              { return TypeLag }
 func (*Routed) Type() Type           { return TypeRouted }
 func (*Gone) Type() Type             { return TypeGone }
 func (*Resume) Type() Type           { return TypeResume }
+func (*Multicast) Type() Type        { return TypeMulticast }
 
 func (m *Error) Error() string { return fmt.Sprintf("peer error %d: %s", m.Code, m.Text) }
 
@@ -468,6 +488,8 @@ func newMessage(t Type) Message {
 		return new(Gone)
 	case TypeResume:
 		return new(Resume)
+	case TypeMulticast:
+		return new(Multicast)
 	}
 	return nil
 }

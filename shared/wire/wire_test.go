@@ -93,6 +93,8 @@ func samples() []Message {
 		&Gone{Client: 7, Reason: "connection closed"},
 		&Gone{Client: 1},
 		&Resume{Pos: pos},
+		&Multicast{Clients: []uint32{3, 1, MaxClient}, Msg: &DisplayFrame{Key: true, Width: 2, Height: 2, Tiles: []Tile{{W: 2, H: 2, Encoding: EncSolid, Data: []byte{1, 2, 3, 4}}}}},
+		&Multicast{Clients: []uint32{9}, Msg: &Ping{Seq: 1}},
 	}
 }
 
@@ -127,7 +129,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for ty := TypeHello; ty <= TypeResume; ty++ {
+	for ty := TypeHello; ty <= TypeMulticast; ty++ {
 		if !seen[ty] {
 			t.Errorf("no round-trip sample of %s", ty)
 		}
@@ -228,6 +230,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"routed gone", []byte{19, 1, 20, 1, 0}, ErrMalformed, TypeRouted, "msg", 2},
 		{"routed bad inner", []byte{19, 1, 16, 0x81, 0x00, 0}, ErrMalformed, TypeRouted, "msg", 3},
 		{"gone client 0", []byte{20, 0, 0}, ErrMalformed, TypeGone, "client", 1},
+		{"multicast to nobody", []byte{22, 0, 16, 0, 0}, ErrMalformed, TypeMulticast, "clients", 1},
+		{"multicast client 0", []byte{22, 1, 0, 16, 0, 0}, ErrMalformed, TypeMulticast, "clients", 2},
+		{"multicast repeated", []byte{22, 2, 5, 5, 16, 0, 0}, ErrMalformed, TypeMulticast, "clients", 3},
+		{"multicast nothing", []byte{22, 1, 5}, ErrMalformed, TypeMulticast, "msg", 3},
+		{"multicast routed", []byte{22, 1, 5, 19, 1, 16, 0, 0}, ErrMalformed, TypeMulticast, "msg", 3},
+		{"multicast multicast", []byte{22, 1, 5, 22, 1, 6, 16, 0, 0}, ErrMalformed, TypeMulticast, "msg", 3},
+		{"multicast too many", []byte{22, 0x81, 0x40}, ErrLimit, TypeMulticast, "clients", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Decode(c.b)

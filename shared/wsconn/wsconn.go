@@ -105,28 +105,55 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 // peer gets a wire Error saying why, and Recv returns that reason. A wire
 // Error from the peer is returned as a message, like any other.
 func (c *Conn) Recv(ctx context.Context) (wire.Message, []byte, error) {
+	b, err := c.RecvBytes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := c.Decode(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, b, nil
+}
+
+// RecvBytes is Recv without the decoding: the next message's bytes, checked
+// for size and frame type only, so that a relay can drop a message by its
+// type byte without paying for its decoding. Decode the rest.
+func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
 	typ, r, err := c.ws.Reader(ctx)
 	if err != nil {
-		return nil, nil, c.explain(err)
+		return nil, c.explain(err)
 	}
 	// The limit is ours, not the library's: the library would close with
 	// a bare "read limited" before the peer could be told, in a wire Error,
 	// what it did wrong. Nothing past the limit is buffered.
 	b, err := io.ReadAll(io.LimitReader(r, wire.MaxMessage+1))
 	if err != nil {
-		return nil, nil, c.explain(err)
+		return nil, c.explain(err)
 	}
 	c.recv.Add(int64(len(b)))
 	if len(b) > wire.MaxMessage {
 		text := fmt.Sprintf("message larger than the protocol's %d bytes", wire.MaxMessage)
 		c.failStatus(wire.CodeLimit, text, websocket.StatusMessageTooBig)
-		return nil, nil, fmt.Errorf("wsconn: %s sent a %s: %w", c.remote, text, ErrTooBig)
+		return nil, fmt.Errorf("wsconn: %s sent a %s: %w", c.remote, text, ErrTooBig)
 	}
 	if typ != websocket.MessageBinary {
 		err := errors.New("text frames are not part of the protocol: send binary wire messages")
 		c.Fail(wire.CodeMalformed, err.Error())
-		return nil, nil, err
+		return nil, err
 	}
+	if len(b) == 0 {
+		// Decode would refuse it too; said here so that a caller peeking
+		// at b[0] never sees an empty message.
+		c.Fail(wire.CodeMalformed, "empty message")
+		return nil, errors.New("wsconn: " + c.remote + " sent an empty message")
+	}
+	return b, nil
+}
+
+// Decode decodes a message RecvBytes returned; one that does not decode
+// ends the connection as in Recv.
+func (c *Conn) Decode(b []byte) (wire.Message, error) {
 	m, err := wire.Decode(b)
 	if err != nil {
 		code := wire.CodeMalformed
@@ -137,9 +164,9 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, []byte, error) {
 			code = wire.CodeLimit
 		}
 		c.Fail(code, err.Error())
-		return nil, nil, err
+		return nil, err
 	}
-	return m, b, nil
+	return m, nil
 }
 
 // Fail sends a wire Error (best effort, briefly) and closes the connection.

@@ -9,13 +9,14 @@ export const MAX_MESSAGE = 9 << 20;
 
 export const Cap = {
   replay: 1 << 0, display: 1 << 1, zlib: 1 << 2, palette: 1 << 3, jpeg: 1 << 4,
-  png: 1 << 5, pageCache: 1 << 6, dualStream: 1 << 7, relay: 1 << 8,
+  png: 1 << 5, pageCache: 1 << 6, dualStream: 1 << 7, relay: 1 << 8, multicast: 1 << 9,
 };
 export const T = {
   Hello: 1, Welcome: 2, Error: 3, LogBlock: 4, SnapshotAnnounce: 5, Input: 6,
   InputRefused: 7, ControlRequest: 8, ControlGrant: 9, ControlRevoke: 10,
   ControlRelease: 11, Presence: 12, ModeSwitch: 13, Estimates: 14,
   DisplayFrame: 15, Ping: 16, Pong: 17, Lag: 18, Routed: 19, Gone: 20, Resume: 21,
+  Multicast: 22,
 };
 export const typeName = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, k]));
 export const Role = { owner: 1, controller: 2, viewer: 3, display: 4 };
@@ -26,7 +27,7 @@ export const Ev = { key: 1, text: 2, move: 3, button: 4, wheel: 5 };
 const MAX = {
   token: 4096, name: 64, sessionID: 128, text: 1024, params: 65536, cacheFilter: 65536,
   snapshots: 64, events: 256, users: 1024, tiles: 4096, side: 16384, tickRate: 10000,
-  user: 65535, logBlock: 9 + (8 << 20), evText: 24,
+  user: 65535, logBlock: 9 + (8 << 20), evText: 24, multicast: 4096,
 };
 const U32 = 2 ** 32 - 1;
 const U64 = 2n ** 64n - 1n;
@@ -279,21 +280,39 @@ const decoders = {
   },
   [T.Routed](r) {
     const client = r.nonzero("client", U32, "client 0");
-    const off = r.off;
-    if (r.left() === 0) r.fail("msg", off, "no inner message");
-    const t = r.b[off];
-    if (t === T.Routed || t === T.Gone) r.fail("msg", off, `a routed ${typeName[t]}`);
-    let msg;
-    try { msg = decode(r.b.subarray(off)); } catch (e) {
-      if (!(e instanceof WireError)) throw e;
-      r.fail("msg", off + e.offset, "inner " + e.message, e.kind);
+    return { client, msg: inner(r) };
+  },
+  // Upstream → relay only; decoded here so that both sides agree on every input.
+  [T.Multicast](r) {
+    const off = r.off, n = r.count("clients", MAX.multicast, 1);
+    if (n === 0) r.fail("clients", off, "no clients");
+    const clients = [], seen = new Set();
+    for (let i = 0; i < n; i++) {
+      const off = r.off, c = r.uvarint("clients", U32);
+      if (c === 0 || seen.has(c)) r.fail("clients", off, `client ${c} is 0 or repeated`);
+      seen.add(c);
+      clients.push(c);
     }
-    r.off = r.b.length;
-    return { client, msg };
+    return { clients, msg: inner(r) };
   },
   [T.Gone](r) { return { client: r.nonzero("client", U32, "client 0"), reason: r.str("reason", MAX.text) }; },
   [T.Resume](r) { return { pos: r.pos("") }; },
 };
+
+// inner decodes the message that uses up the rest of a Routed or Multicast.
+function inner(r) {
+  const off = r.off;
+  if (r.left() === 0) r.fail("msg", off, "no inner message");
+  const t = r.b[off];
+  if (t === T.Routed || t === T.Gone || t === T.Multicast) r.fail("msg", off, `a routed ${typeName[t]}`);
+  let msg;
+  try { msg = decode(r.b.subarray(off)); } catch (e) {
+    if (!(e instanceof WireError)) throw e;
+    r.fail("msg", off + e.offset, "inner " + e.message, e.kind);
+  }
+  r.off = r.b.length;
+  return msg;
+}
 
 function side(r, name) {
   return r.nonzero(name, MAX.side, `${name} 0`);

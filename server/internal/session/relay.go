@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 // through its queue, written by one goroutine, so the session never waits
 // for a network.
 type relay struct {
-	conn *wsconn.Conn
-	name string
+	conn      *wsconn.Conn
+	name      string
+	multicast bool // its Hello has CapMulticast (sendKeys)
 
 	mu     sync.Mutex
 	queue  [][]byte
@@ -151,6 +153,7 @@ func (s *Session) serveUpstream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r := newRelay(conn, hello.Name)
+	r.multicast = hello.Caps&wire.CapMulticast != 0
 	if !s.addRelay(r) {
 		conn.Fail(wire.CodeShutdown, "the session is shutting down")
 		return
@@ -289,13 +292,43 @@ func (s *Session) sendDelta(f *wire.DisplayFrame, n int, px int64) {
 }
 
 // sendKeys routes a key frame to the clients that asked (on the encoder's
-// goroutine).
+// goroutine): once per relay that takes Multicast, for all its clients
+// that asked, not once per client. A burst of display joins otherwise
+// pushed one key frame per joiner through the relay's one connection, and
+// everyone behind them waited (issue 9, finding 4).
 func (s *Session) sendKeys(f *wire.DisplayFrame, targets []target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	byRelay := map[*relay][]uint32{}
+	var order []*relay
 	for _, t := range targets {
-		if s.clients[t] != nil {
+		if s.clients[t] == nil {
+			continue
+		}
+		if !t.r.multicast {
 			s.routeLocked(t, f)
+			continue
+		}
+		if byRelay[t.r] == nil {
+			order = append(order, t.r)
+		}
+		byRelay[t.r] = append(byRelay[t.r], t.c)
+	}
+	for _, r := range order {
+		ids := slices.Compact(slices.Sorted(slices.Values(byRelay[r])))
+		for len(ids) > 0 {
+			n := min(len(ids), wire.MaxMulticast)
+			var m wire.Message = &wire.Multicast{Clients: ids[:n], Msg: f}
+			if n == 1 {
+				m = &wire.Routed{Client: ids[0], Msg: f}
+			}
+			b, err := wire.Encode(m)
+			if err != nil {
+				s.log.Error().Err(err).Msg("encoding a key frame")
+				return
+			}
+			r.send(b)
+			ids = ids[n:]
 		}
 	}
 }
