@@ -814,8 +814,8 @@ func TestAbuseFlippedLastBlock(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		}
-		if code != 2 || !strings.Contains(stderr.String(), "segment") {
-			t.Fatalf("the restart on a damaged last block exited %d (want 2, naming the segment):\n%s", code, stderr.String())
+		if code != 2 || !strings.Contains(stderr.String(), ".seg") {
+			t.Fatalf("the restart on a damaged last block exited %d (want 2, naming the segment file):\n%s", code, stderr.String())
 		}
 		t.Logf("the restart refused, as it should: %s", strings.TrimSpace(stderr.String()))
 		return

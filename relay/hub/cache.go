@@ -126,6 +126,9 @@ func newPageCache(h *Hub, up *url.URL) (*pageCache, error) {
 			c.evictDisk()
 		}
 	}
+	c.mu.Lock()
+	c.gaugesLocked()
+	c.mu.Unlock()
 	return c, nil
 }
 
@@ -392,6 +395,16 @@ func (c *pageCache) putMem(e *entry) {
 		delete(c.mem, old.Key)
 		c.memBytes -= old.cost()
 	}
+	c.gaugesLocked()
+}
+
+// gaugesLocked publishes the cache's size (c.mu held).
+func (c *pageCache) gaugesLocked() {
+	m := c.h.m
+	m.cacheMemBytes.Set(float64(c.memBytes))
+	m.cacheMemEntries.Set(float64(c.lru.Len()))
+	m.cacheDiskBytes.Set(float64(c.disk))
+	m.cacheDiskEntries.Set(float64(c.diskN))
 }
 
 // An entry on disk is one JSON line (key and headers) and the body.
@@ -445,6 +458,7 @@ func (c *pageCache) putDisk(e *entry) {
 	c.disk += int64(len(head) + 1 + len(e.body))
 	c.diskN++ // a rewrite of an existing name overcounts until the next eviction recounts
 	over := c.over()
+	c.gaugesLocked()
 	c.mu.Unlock()
 	if over {
 		c.evictDisk()
@@ -492,5 +506,6 @@ func (c *pageCache) evictDisk() {
 	}
 	c.mu.Lock()
 	c.disk, c.diskN = total, n
+	c.gaugesLocked()
 	c.mu.Unlock()
 }

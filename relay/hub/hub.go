@@ -419,6 +419,8 @@ type hubMetrics struct {
 	lagP50, lagP99                    *metrics.Value
 	forced, dropped                   *metrics.Value
 	hits, misses                      *metrics.Value
+	cacheMemBytes, cacheMemEntries    *metrics.Value
+	cacheDiskBytes, cacheDiskEntries  *metrics.Value
 	refusals                          map[string]*metrics.Value // refusals by reason
 	regMu                             sync.Mutex
 }
@@ -454,6 +456,10 @@ func newHubMetrics(r *metrics.Registry) *hubMetrics {
 	m.dropped = r.Counter("replaydesk_relay_dropped_clients_total", "Clients closed for being too slow.")
 	m.hits = r.Counter("replaydesk_relay_cache_hits_total", "Page-service requests answered from the relay's cache.")
 	m.misses = r.Counter("replaydesk_relay_cache_misses_total", "Cacheable page-service requests fetched upstream.")
+	m.cacheMemBytes = r.Gauge(`replaydesk_relay_cache_bytes{tier="memory"}`, "Bytes the page cache holds (bodies, names and headers), by tier.")
+	m.cacheDiskBytes = r.Gauge(`replaydesk_relay_cache_bytes{tier="disk"}`, "Bytes the page cache holds (bodies, names and headers), by tier.")
+	m.cacheMemEntries = r.Gauge(`replaydesk_relay_cache_entries{tier="memory"}`, "Entries the page cache holds, by tier.")
+	m.cacheDiskEntries = r.Gauge(`replaydesk_relay_cache_entries{tier="disk"}`, "Entries the page cache holds, by tier.")
 	return m
 }
 

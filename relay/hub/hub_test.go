@@ -1034,6 +1034,16 @@ func TestPageCacheBoundedInBytesAndEntries(t *testing.T) {
 	if biggest > 1<<16 {
 		t.Fatalf("the cache held %d entries, want at most 65536", biggest)
 	}
+	// What /metrics says is what the cache holds.
+	h.cache.mu.Lock()
+	n, b := h.cache.lru.Len(), h.cache.memBytes
+	h.cache.mu.Unlock()
+	if got := h.m.cacheMemEntries.Get(); got != float64(n) || n != 1<<16 {
+		t.Fatalf("memory entries gauge %v; the cache holds %d", got, n)
+	}
+	if got := h.m.cacheMemBytes.Get(); got != float64(b) || b > 256<<20 {
+		t.Fatalf("memory bytes gauge %v; the cache holds %d", got, b)
+	}
 	// Bytes: names count. 1 KiB bodies under 1 MiB: far fewer than 1024.
 	h2, _ := newRelay(t, Options{Upstream: f.srv.URL, CacheMemBytes: 1 << 20})
 	for i := range 5000 {

@@ -11,6 +11,7 @@ package attack
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -159,10 +160,11 @@ type PageResult struct {
 	LastErr  string      `json:"last_err,omitempty"`
 }
 
-// Pages is finding 2: n GETs of the zero page under n distinct URLs
-// (/pages/ZERO?i=N&pad=<pad bytes>), parallel at a time, with tok as a
-// bearer token unless it is empty. A cache keyed by the raw URL stores each
-// as a new entry.
+// Pages is finding 2: n GETs under n distinct URLs, half the zero page
+// with a varying query (/pages/ZERO?i=N&pad=<pad bytes>), half distinct
+// canonical names of pages that exist nowhere, parallel at a time, with tok
+// as a bearer token unless it is empty. A cache keyed by the raw URL, or
+// one that keeps misses, stores each as a new entry.
 func Pages(ctx context.Context, base, tok string, n, pad, parallel int) PageResult {
 	res := PageResult{Status: map[int]int{}}
 	if err := CheckLoopback(base); err != nil {
@@ -184,7 +186,14 @@ func Pages(ctx context.Context, base, tok string, n, pad, parallel int) PageResu
 				if i > int64(n) {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/pages/%s?i=%d&pad=%s", base, zero, i, padding), nil)
+				// Half vary the query string of a page that exists (the
+				// original attack), half name distinct canonical pages that
+				// exist nowhere (a cache must not keep misses either).
+				url := fmt.Sprintf("%s/pages/%s?i=%d&pad=%s", base, zero, i, padding)
+				if i%2 == 0 {
+					url = fmt.Sprintf("%s/pages/%x", base, sha256.Sum256(fmt.Append(nil, i)))
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 				if tok != "" {
 					req.Header.Set("Authorization", "Bearer "+tok)
 				}
