@@ -42,6 +42,7 @@ var errParentGone = errors.New("parent address space gone")
 // child is the server's state; it lives on one locked thread.
 type child struct {
 	u         *uffd.UFFD
+	pagemap   *uffd.Pagemap // the parent's; nil if unavailable
 	src       source
 	base      uintptr
 	pages     int
@@ -80,6 +81,9 @@ func runChild(rep *os.File) error {
 	c := &child{
 		u: uffd.FromFd(childUffd), base: uintptr(cfg.Base), pages: cfg.Pages,
 		readahead: max(cfg.Readahead, 0), served: make([]bool, cfg.Pages),
+	}
+	if cfg.Pagemap {
+		c.pagemap = uffd.PagemapFromFd(childPagemap)
 	}
 	var err error
 	if cfg.Remote != nil {
@@ -295,13 +299,26 @@ func (c *child) markServed(p int, counter *int) {
 	}
 }
 
-// serveFault fills page p, which a thread is waiting on. It always issues
-// the ioctl, even for a page already served (the parent may have dropped
-// it with MADV_DONTNEED), and wakes the thread if the page turns out to be
-// present already, because a failed UFFDIO_COPY does not wake.
+// serveFault fills page p, which a thread is waiting on, and wakes the
+// thread if the page turns out to be present already, because a failed
+// UFFDIO_COPY does not wake.
+//
+// A message for a page already served usually names a page that is
+// present: the kernel queues a fault's message before it sleeps, and a fill
+// dequeues, with the wake-up, only the messages of that page nobody has
+// read yet. So a message read in the same batch as another one for the same
+// page (two threads), or one queued by a thread that faulted while
+// read-ahead was filling its page and read before the thread dequeued it
+// again, arrives after its page is filled. Taking such a page from the
+// source again fetched it twice (TestRemoteStaleFaultNotFetchedAgain), so a
+// served data page is looked up in the parent's page table first and only
+// read again if it really is missing: the parent may have dropped it with
+// MADV_DONTNEED.
 func (c *child) serveFault(p int, write bool) error {
 	var err error
 	switch {
+	case c.data[p] && c.served[p] && c.present(p):
+		err = unix.EEXIST
 	case c.data[p]:
 		if err = c.src.read(p, 1, c.buf[:PageSize]); err == nil {
 			_, err = c.retry(func() (int, error) { return c.u.Copy(c.addr(p), c.bufAddr(), PageSize, false) })
@@ -327,6 +344,16 @@ func (c *child) serveFault(p int, write bool) error {
 	}
 	c.markServed(p, &c.stats.ServedByFault)
 	return nil
+}
+
+// present reports whether page p is mapped in the parent; false if that
+// cannot be known, so that the page is served again.
+func (c *child) present(p int) bool {
+	if c.pagemap == nil {
+		return false
+	}
+	ok, err := c.pagemap.Mapped(c.addr(p))
+	return err == nil && ok
 }
 
 func (c *child) fillErr(p int, err error) error {

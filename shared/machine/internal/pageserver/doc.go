@@ -31,7 +31,7 @@
 // by a re-executed copy of the current binary: MaybeRunChild, called first
 // thing in main and TestMain, turns that copy into the server. The child
 // gets the userfaultfd, a memfd holding the image (or the remote pages'
-// description) and two pipes, and fills
+// description), two pipes and the parent's /proc/self/pagemap, and fills
 // pages with UFFDIO_COPY into the parent's address space. Nothing in the
 // parent ever has to run for a fault to be resolved.
 //
@@ -40,6 +40,13 @@
 // UFFDIO_ZEROPAGE for a read), then read-ahead: the next Readahead pages
 // not yet served. Between faults it works through a prefetch list (the
 // last known working set) and, after Complete, every remaining page.
+//
+// Each page is taken from its source once. A fault message can name a page
+// that is present already (the kernel queues it before the faulting thread
+// sleeps, and a fill dequeues only messages not read yet: two threads on one
+// page, or a thread that faulted as read-ahead filled its page); the child
+// answers those with a wake-up after checking the parent's pagemap, and
+// reads a served page again only if the parent really dropped it.
 //
 // # When the child dies
 //

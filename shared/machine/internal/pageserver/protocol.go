@@ -20,6 +20,9 @@ const (
 	childImage  = 4 // the Image memfd
 	childCtl    = 5 // parent -> child: config, then one-byte commands; EOF = stop
 	childReport = 6 // child -> parent: length-prefixed JSON reports
+	// The parent's /proc/self/pagemap, to tell whether a page is present
+	// (see serveFault), if childConfig.Pagemap.
+	childPagemap = 7
 )
 
 // Commands on the control pipe after the config.
@@ -33,6 +36,7 @@ type childConfig struct {
 	Pages     int
 	Readahead int
 	Prefetch  []int
+	Pagemap   bool          // childPagemap is open
 	Remote    *remoteConfig `json:",omitempty"` // nil: pages come from the image memfd
 }
 
@@ -66,7 +70,11 @@ type Stats struct {
 	ServedByPrefetch  int
 	ServedByComplete  int
 	ZeroFilled        int // of all served, how many were zero pages
-	AlreadyPresent    int // EEXIST: the page was there already (duplicate fault message)
+	// Fault messages for a page present already: read in the same batch as
+	// another message the fill of that page answered (see serveFault), or
+	// racing a read-ahead fill. They are answered with a wake-up, and their
+	// page is not taken from the source again.
+	AlreadyPresent int
 	// Remote restores only: pages fetched from the page service (verified),
 	// of which while completing, pages read from the disk cache, and HTTP
 	// requests made.

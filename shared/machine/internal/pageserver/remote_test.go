@@ -12,9 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"replaydesk/shared/pageservice"
 	"replaydesk/shared/pagestore"
@@ -25,6 +29,12 @@ import (
 // the process whose memory faults would be the very deadlock the child
 // exists to avoid (its handler goroutines need a P the stop-the-world holds).
 const testPageServiceEnv = "PAGESERVER_TEST_PAGESERVICE"
+
+// testPageGateEnv ("HASH DIR") holds back the test page service's answer
+// to any request naming page HASH: it creates DIR/asked, then answers once
+// DIR/open exists. Files, because the test's process may have goroutines
+// blocked in faults that only this answer resolves.
+const testPageGateEnv = "PAGESERVER_TEST_GATE"
 
 func runTestPageService(dir string) {
 	st, err := pagestore.OpenDir(dir)
@@ -38,7 +48,23 @@ func runTestPageService(dir string) {
 		os.Exit(2)
 	}
 	fmt.Println(ln.Addr())
-	_ = http.Serve(ln, pageservice.NewServer(st, nil))
+	var h http.Handler = pageservice.NewServer(st, nil)
+	if hash, gate, ok := strings.Cut(os.Getenv(testPageGateEnv), " "); ok {
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.String(), hash) {
+				_ = os.WriteFile(filepath.Join(gate, "asked"), nil, 0o644)
+				for {
+					if _, err := os.Stat(filepath.Join(gate, "open")); err == nil {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	_ = http.Serve(ln, h)
 	os.Exit(0)
 }
 
@@ -68,10 +94,10 @@ func publish(t *testing.T, dir string, mem []byte) *Remote {
 
 // startPageService runs the page service over dir in a child process and
 // returns its base URL and the process (killed at cleanup).
-func startPageService(t *testing.T, dir string) (string, *exec.Cmd) {
+func startPageService(t *testing.T, dir string, env ...string) (string, *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), testPageServiceEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), testPageServiceEnv+"="+dir), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +183,127 @@ func TestRemoteFetchesOnFault(t *testing.T) {
 	if !bytes.Equal(region2, src) || again.Fetched != 0 || again.FromCache != len(r.Indices) {
 		t.Fatalf("second restore: %v (equal: %v), want every page from the cache", again, bytes.Equal(region2, src))
 	}
+}
+
+// A fault message can name a page that is present already: the kernel
+// queues a faulting thread's message before it sleeps, and a fill of that
+// page wakes and dequeues only the messages nobody has read yet. Messages
+// the child has read in the same batch as the one it serves first — here,
+// four threads faulting on one page while the child waits for another —
+// name a page the first fill made present. The child must answer those
+// without taking the page from its source again: one fetch per page. (The
+// same race, one thread touching a page while read-ahead filled it, made
+// TestRemoteFetchesOnFault fetch 874 of 873 pages about one run in 20.)
+func TestRemoteStaleFaultNotFetchedAgain(t *testing.T) {
+	requireUffd(t)
+	const pages, threads = 1024, 4
+	src, l := snapshotLike(pages, 14)
+	tmp := t.TempDir()
+	store, gate := filepath.Join(tmp, "store"), filepath.Join(tmp, "gate")
+	if err := os.Mkdir(gate, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := publish(t, store, src)
+	q, p := l.heap[0], l.fb[0] // data pages, far apart
+	hq := pagestore.HashPage(src[q*PageSize : (q+1)*PageSize])
+	url, _ := startPageService(t, store, testPageGateEnv+"="+hq.String()+" "+gate)
+	r.BaseURL = url // no disk cache: a second take of a page is a fetch
+
+	// Every faulting goroutine holds a P while it waits, and a collection
+	// would wait for them all while the goroutine that opens the gate is
+	// stopped: enough Ps, and no GC until every fault is served.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads + 4))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+
+	region, s := startRemote(t, src, r, Options{})
+	done := make(chan struct{}, threads+1)
+	go func() { touch(region, q*PageSize); done <- struct{}{} }()
+	waitFile(t, filepath.Join(gate, "asked")) // the child has read q's fault and waits for q
+	tids := make(chan int, threads)
+	for range threads {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tids <- unix.Gettid()
+			touch(region, p*PageSize)
+			done <- struct{}{}
+		}()
+	}
+	for range threads {
+		waitFault(t, <-tids)
+	}
+	if err := os.WriteFile(filepath.Join(gate, "open"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range threads + 1 {
+		<-done
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v; %d fault messages for a page already present", st, st.AlreadyPresent)
+	for _, pg := range []int{q, p} {
+		if !bytes.Equal(region[pg*PageSize:(pg+1)*PageSize], src[pg*PageSize:(pg+1)*PageSize]) {
+			t.Fatalf("page %d differs from the source", pg)
+		}
+	}
+	if st.AlreadyPresent == 0 {
+		t.Fatalf("no fault message named a present page (%v): the test did not set up the race", st)
+	}
+	if st.Fetched != 2 || st.FetchRequests != 2 || st.Served() != 2 {
+		t.Fatalf("%v: want pages %d and %d served and fetched once each", st, q, p)
+	}
+
+	// A served page the parent dropped is really missing: it is served
+	// again, from the source.
+	if err := unix.Madvise(region[p*PageSize:(p+1)*PageSize], unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	touch(region, p*PageSize)
+	if !bytes.Equal(region[p*PageSize:(p+1)*PageSize], src[p*PageSize:(p+1)*PageSize]) {
+		t.Fatalf("page %d, dropped and touched again, differs from the source", p)
+	}
+	again, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Fetched != 3 || again.AlreadyPresent != st.AlreadyPresent {
+		t.Fatalf("after dropping page %d and touching it again: %v, want it fetched a second time", p, again)
+	}
+}
+
+// waitFile waits for path to exist.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s never appeared", path)
+}
+
+// waitFault waits until thread tid of this process sleeps in a
+// userfaultfd fault.
+func waitFault(t *testing.T, tid int) {
+	t.Helper()
+	path := fmt.Sprintf("/proc/self/task/%d/wchan", tid)
+	var last []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) == "handle_userfault" {
+			return
+		}
+		last = b
+	}
+	t.Fatalf("thread %d never blocked in a userfaultfd fault (wchan %q)", tid, last)
 }
 
 // A page the service serves with the wrong content is refused: the restore

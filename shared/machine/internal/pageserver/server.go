@@ -192,6 +192,14 @@ func Start(region []byte, img *Image, opts Options) (*Server, error) {
 		ctlW.Close()
 		return nil, err
 	}
+	// The child reads the parent's page tables through this descriptor;
+	// opened here, it needs no ptrace permission over the parent. Without
+	// it the child still serves correctly (see serveFault), with waste.
+	var pagemap *os.File
+	if f, err := os.Open("/proc/self/pagemap"); err == nil {
+		pagemap = f
+		defer f.Close()
+	}
 	s := &Server{
 		region: region, base: base, ctl: ctlW, stderr: &tailBuffer{max: 4096},
 		reports: make(chan report, 16), readerDone: make(chan struct{}), exited: make(chan struct{}), onFail: opts.OnFailure,
@@ -200,7 +208,7 @@ func Start(region []byte, img *Image, opts Options) (*Server, error) {
 		Path:       exe,
 		Args:       []string{"replaydesk-pageserver"},
 		Env:        append(os.Environ(), EnvVar+"=1"),
-		ExtraFiles: []*os.File{uf, imgFile, ctlR, repW}, // fds 3, 4 (closed for a remote restore), 5, 6
+		ExtraFiles: []*os.File{uf, imgFile, ctlR, repW, pagemap}, // fds 3, 4 (closed for a remote restore), 5, 6, 7
 		Stderr:     s.stderr,
 	}
 	err = s.cmd.Start()
@@ -214,7 +222,8 @@ func Start(region []byte, img *Image, opts Options) (*Server, error) {
 	go s.readReports(repR)
 	go s.watch()
 
-	cfg := childConfig{Base: uint64(base), Pages: len(region) / PageSize, Readahead: opts.Readahead, Prefetch: opts.Prefetch, Remote: remote}
+	cfg := childConfig{Base: uint64(base), Pages: len(region) / PageSize, Readahead: opts.Readahead, Prefetch: opts.Prefetch, Remote: remote,
+		Pagemap: pagemap != nil}
 	// The pipe may be smaller than a long prefetch list; the child reads
 	// the config first thing, so writing here does not deadlock, and a dead
 	// child makes the write fail with EPIPE.

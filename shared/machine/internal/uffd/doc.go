@@ -1,7 +1,8 @@
-// Package uffd is a thin binding to Linux userfaultfd(2) and the
-// PAGEMAP_SCAN ioctl of /proc/<pid>/pagemap, the two kernel interfaces that
-// guest-memory snapshots (write-protect dirty tracking) and lazy restores
-// (missing-page serving) are built on (DESIGN.md section 5).
+// Package uffd is a thin binding to Linux userfaultfd(2) and
+// /proc/<pid>/pagemap (its PAGEMAP_SCAN ioctl and its plain per-page
+// entries), the kernel interfaces that guest-memory snapshots
+// (write-protect dirty tracking) and lazy restores (missing-page serving)
+// are built on (DESIGN.md section 5).
 //
 // golang.org/x/sys/unix has the userfaultfd syscall number but none of its
 // ioctls or structs, so they are written out here and checked by a test

@@ -88,6 +88,41 @@ func OpenPagemap(pid int) (*Pagemap, error) {
 	return &Pagemap{fd: fd}, nil
 }
 
+// PagemapFromFd wraps an open pagemap descriptor, e.g. one a process
+// opened on itself and handed to a helper process: reads then describe the
+// opener's memory, and the helper needs no ptrace access to it.
+func PagemapFromFd(fd int) *Pagemap { return &Pagemap{fd: fd} }
+
+// Pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	pmPresent = 1 << 63
+	pmSwapped = 1 << 62
+)
+
+// Mapped reports whether the page at addr has a page-table entry: present
+// (the shared zero page included) or swapped out. A missing-page fault can
+// only happen where it has none. It reads the plain pagemap entry, so it
+// works on kernels without PAGEMAP_SCAN.
+func (p *Pagemap) Mapped(addr uintptr) (bool, error) {
+	var b [8]byte
+	off := int64(addr/PageSize) * 8
+	for {
+		n, err := unix.Pread(p.fd, b[:], off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading the pagemap entry of %#x: %w", addr, err)
+		}
+		if n != len(b) {
+			// The process's address space is gone (the read returns 0).
+			return false, fmt.Errorf("reading the pagemap entry of %#x: %d bytes", addr, n)
+		}
+		e := *(*uint64)(unsafe.Pointer(&b[0]))
+		return e&(pmPresent|pmSwapped) != 0, nil
+	}
+}
+
 // Close closes the pagemap file.
 func (p *Pagemap) Close() error {
 	if p.fd < 0 {

@@ -223,3 +223,31 @@ func TestCheckWPAsyncRefusesPlainRange(t *testing.T) {
 		t.Fatal("scan of an unregistered range with CHECK_WPASYNC succeeded")
 	}
 }
+
+var readSink byte
+
+// TestPagemapMapped: a written page and a read one (the shared zero page)
+// are mapped, an untouched or dropped one is not — also through a
+// descriptor handed over by number, as the page server's child gets it.
+func TestPagemapMapped(t *testing.T) {
+	region := mmap(t, 4)
+	region[0] = 1
+	readSink = region[1*PageSize] // a read: maps the shared zero page
+	region[3*PageSize] = 1
+	if err := unix.Madvise(region[3*PageSize:], unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := OpenPagemap(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	for _, pm := range []*Pagemap{pm, PagemapFromFd(pm.fd)} {
+		for p, want := range []bool{true, true, false, false} {
+			got, err := pm.Mapped(addr(region) + uintptr(p)*PageSize)
+			if err != nil || got != want {
+				t.Fatalf("page %d: mapped %v (%v), want %v", p, got, err, want)
+			}
+		}
+	}
+}
