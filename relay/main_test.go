@@ -103,7 +103,9 @@ func TestRelayProcess(t *testing.T) {
 		t.Fatalf("got %+v %v", m, err)
 	}
 	for range 2 {
-		resp, err := http.Get(base + "/pages/" + strings.Repeat("ab", 32))
+		req, _ := http.NewRequest("GET", base+"/pages/"+strings.Repeat("ab", 32), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -251,6 +251,16 @@ var (
 )
 
 // newRelay starts a hub in front of upstream URL up.
+// authGet GETs url with the viewer token tok (pages and manifests need one).
+func authGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return http.DefaultClient.Do(req)
+}
+
 func newRelay(t testing.TB, o Options) (*Hub, *httptest.Server) {
 	t.Helper()
 	if o.Key == nil {

@@ -206,9 +206,9 @@ func (h *Hub) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws/{session}", h.serveClient)
 	mux.HandleFunc("GET /upstream/{session}", h.serveChild)
-	mux.Handle("/pages/", h.cache)
-	mux.Handle("/pages", h.cache)
-	mux.Handle("/manifests/", h.cache)
+	mux.Handle("/pages/", h.pagesOnly(h.cache))
+	mux.Handle("/pages", h.pagesOnly(h.cache))
+	mux.Handle("/manifests/", h.pagesOnly(h.cache))
 	mux.Handle("/sessions/", h.replayOnly(h.cache))
 	if h.opts.Web != nil {
 		mux.Handle("/s/", h.opts.Web)

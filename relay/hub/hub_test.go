@@ -526,7 +526,9 @@ func TestPageCache(t *testing.T) {
 		t.Fatalf("hits %g misses %g", h, m)
 	}
 	for range 2 {
-		resp, err := http.Post(srv.URL+"/pages/batch", "application/octet-stream", strings.NewReader("abc"))
+		req, _ := http.NewRequest("POST", srv.URL+"/pages/batch", strings.NewReader("abc"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -771,7 +773,7 @@ func TestWebMounted(t *testing.T) {
 	web := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web "+r.URL.Path) })
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL, Web: web})
 	for _, p := range []string{"/s/s1", "/web/app.js"} {
-		resp, err := http.Get(srv.URL + p)
+		resp, err := authGet(srv.URL + p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -809,7 +811,7 @@ func TestPageCacheOneFetchForConcurrentMisses(t *testing.T) {
 	bodies := make(chan string, n)
 	for range n {
 		go func() {
-			resp, err := http.Get(srv.URL + "/pages/" + hashOf("slow"))
+			resp, err := authGet(srv.URL + "/pages/" + hashOf("slow"))
 			if err != nil {
 				bodies <- err.Error()
 				return
@@ -940,8 +942,8 @@ func TestSessionFilesNeedReplayRights(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
-	if got := get("/pages/"+hashOf("abc"), ""); got != http.StatusOK {
-		t.Errorf("a page without a token: %d, want 200", got)
+	if got := get("/pages/"+hashOf("abc"), ""); got != http.StatusUnauthorized {
+		t.Errorf("a page without a token: %d, want 401 (TestPagesNeedAToken has the rest)", got)
 	}
 }
 
@@ -966,7 +968,7 @@ func TestPageCacheNamesAreCanonical(t *testing.T) {
 	pad := strings.Repeat("x", 8000)
 	get := func(path string) int {
 		t.Helper()
-		resp, err := http.Get(srv.URL + path)
+		resp, err := authGet(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1063,14 +1065,52 @@ func TestPageCacheBoundedInBytesAndEntries(t *testing.T) {
 	}
 }
 
+// Pages and manifests need a token too (issue 9: nothing is served to a
+// stranger; the zero page's hash is known to all), one that may replay,
+// of any session behind the relay.
+func TestPagesNeedAToken(t *testing.T) {
+	f := newFakeUp(t)
+	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
+	other := token.Sign([]byte("another key, another server....."), token.Claims{Session: "s1", Role: token.RoleViewer, Expiry: time.Now().Add(time.Hour)})
+	for _, c := range []struct {
+		name, bearer string
+		want         int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"another server's token", other, http.StatusUnauthorized},
+		{"a display link", token.Sign(testKey, token.Claims{Session: "s1", Role: token.RoleDisplay, Expiry: time.Now().Add(time.Hour)}), http.StatusForbidden},
+		{"another session's viewer", token.Sign(testKey, token.Claims{Session: "s2", Role: token.RoleViewer, Expiry: time.Now().Add(time.Hour)}), http.StatusOK},
+		{"this session's viewer", tok, http.StatusOK},
+	} {
+		for _, path := range []string{"/pages/" + hashOf("abc"), "/pages?h=" + hashOf("abc"), "/manifests/" + hashOf("m")} {
+			req, _ := http.NewRequest("GET", srv.URL+path, nil)
+			if c.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+c.bearer)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if c.want == http.StatusOK {
+				if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+					t.Errorf("%s %s: %d, want it served", c.name, path, resp.StatusCode)
+				}
+			} else if resp.StatusCode != c.want {
+				t.Errorf("%s %s: %d, want %d", c.name, path, resp.StatusCode, c.want)
+			}
+		}
+	}
+}
+
 // Every HTTP request the relay makes upstream carries its own relay token
 // (issue 9, 8c: the server's upstream port requires one on every path),
-// whether or not the client sent one.
+// not the client's.
 func TestUpstreamRequestsCarryRelayToken(t *testing.T) {
 	f := newFakeUp(t)
 	_, srv := newRelay(t, Options{Upstream: f.srv.URL})
 	for _, c := range []struct{ path, bearer, session string }{
-		{"/pages/" + hashOf("p"), "", ""},
 		{"/pages/" + hashOf("q"), tok, "s1"},
 		{"/sessions/s1/snapshots", tok, "s1"},
 	} {

@@ -30,6 +30,7 @@ type LazyOptions struct {
 // The machine only passes them on; it does no networking itself.
 type RemotePages struct {
 	BaseURL    string // the page service, e.g. "http://host:8080"
+	Token      string // sent as "Authorization: Bearer" with every request, if set
 	CacheDir   string // the client's shared page cache; "" keeps none
 	CacheBytes int64  // its bound (default 2 GiB)
 	MemorySize int    // bytes of linear memory
@@ -72,7 +73,7 @@ func RestoreLazy(ctx context.Context, e *Engine, cfg Config, s *snapshot.Snapsho
 			return nil, errors.New("machine: a lazy restore from remote pages with memory in the snapshot too")
 		}
 		size = r.MemorySize
-		remote = &pageserver.Remote{BaseURL: r.BaseURL, CacheDir: r.CacheDir, CacheBytes: r.CacheBytes,
+		remote = &pageserver.Remote{BaseURL: r.BaseURL, Token: r.Token, CacheDir: r.CacheDir, CacheBytes: r.CacheBytes,
 			Indices: r.Indices, Hashes: r.Hashes, Timeout: r.Timeout}
 	}
 	m, err := restoreInstance(ctx, e, cfg, s, size)

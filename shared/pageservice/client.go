@@ -38,6 +38,31 @@ func NewClient(baseURL string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
 }
 
+// Bearer returns a transport that sends tok as "Authorization: Bearer"
+// with every request over rt (nil: http.DefaultTransport); an empty tok
+// sends none. Relays and the session endpoint serve pages only with a
+// verified token.
+func Bearer(tok string, rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if tok == "" {
+		return rt
+	}
+	return bearer{tok, rt}
+}
+
+type bearer struct {
+	tok string
+	rt  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.tok)
+	return b.rt.RoundTrip(r)
+}
+
 // StatusError is a response other than 200 (or 304 where expected).
 type StatusError struct {
 	URL     string

@@ -53,6 +53,7 @@ type Fetcher struct {
 	Cached        *pagecache.CachingFetcher
 	HC            *http.Client
 	cacheDir      string
+	token         string // for the page-server child's requests too
 	received      atomic.Int64
 }
 
@@ -76,7 +77,7 @@ func Open(base, id, token, cacheDir string, cacheBytes int64) (*Fetcher, error) 
 	if err != nil {
 		return nil, err
 	}
-	f := &Fetcher{Base: strings.TrimSuffix(base, "/"), Session: id, cacheDir: cacheDir}
+	f := &Fetcher{Base: strings.TrimSuffix(base, "/"), Session: id, cacheDir: cacheDir, token: token}
 	f.HC = &http.Client{Timeout: 5 * time.Minute, Transport: &counting{rt: http.DefaultTransport, n: &f.received, token: token}}
 	f.Pages = pageservice.NewClient(f.Base+"/", f.HC)
 	f.Cached = pagecache.NewCachingFetcher(cache, f.Pages)
@@ -180,7 +181,7 @@ func (f *Fetcher) Assemble(ctx context.Context, m *pagestore.Manifest) (*snapsho
 func (f *Fetcher) Lazy(m *pagestore.Manifest) (*snapshot.Snapshot, *machine.RemotePages) {
 	s := &snapshot.Snapshot{ModuleHash: m.ModuleHash, Tick: m.Tick, Step: m.Step, LogPos: m.LogPos,
 		Globals: slices.Clone(m.Globals), Device: slices.Clone(m.Device)}
-	rp := &machine.RemotePages{BaseURL: f.Base, CacheDir: f.Cached.Cache.Dir(), CacheBytes: f.Cached.Cache.Max(),
+	rp := &machine.RemotePages{BaseURL: f.Base, Token: f.token, CacheDir: f.Cached.Cache.Dir(), CacheBytes: f.Cached.Cache.Max(),
 		MemorySize: int(m.MemorySize), Indices: make([]uint32, len(m.Pages)), Hashes: make([][32]byte, len(m.Pages))}
 	for i, p := range m.Pages {
 		rp.Indices[i], rp.Hashes[i] = p.Index, p.Hash

@@ -43,6 +43,7 @@ type childConfig struct {
 // remoteConfig is Remote as the child receives it.
 type remoteConfig struct {
 	BaseURL    string
+	Token      string
 	CacheDir   string
 	CacheBytes int64
 	Indices    []uint32 // non-zero pages, ascending

@@ -59,6 +59,7 @@ type Options struct {
 // in the cache and only then copies it in. Pages not listed are zero.
 type Remote struct {
 	BaseURL    string // the page service, e.g. "http://host:8080"
+	Token      string // sent as "Authorization: Bearer", if set
 	CacheDir   string // the shared page cache; "" keeps none
 	CacheBytes int64  // its bound (default 2 GiB)
 	// Indices lists the non-zero pages in ascending order; Hashes holds the
@@ -77,7 +78,7 @@ func (r *Remote) config(pages int) (*remoteConfig, error) {
 	if len(r.Indices) != len(r.Hashes) {
 		return nil, fmt.Errorf("pageserver: %d remote page indices but %d hashes", len(r.Indices), len(r.Hashes))
 	}
-	c := &remoteConfig{BaseURL: r.BaseURL, CacheDir: r.CacheDir, CacheBytes: r.CacheBytes, Timeout: r.Timeout,
+	c := &remoteConfig{BaseURL: r.BaseURL, Token: r.Token, CacheDir: r.CacheDir, CacheBytes: r.CacheBytes, Timeout: r.Timeout,
 		Indices: r.Indices, Hashes: make([]byte, 0, 32*len(r.Hashes))}
 	for i, p := range r.Indices {
 		if int(p) >= pages || (i > 0 && p <= r.Indices[i-1]) {

@@ -96,7 +96,7 @@ func newRemoteSource(cfg *remoteConfig, pages int) (*remoteSource, error) {
 		return nil, fmt.Errorf("remote config: %d hash bytes for %d pages", len(cfg.Hashes), len(cfg.Indices))
 	}
 	s := &remoteSource{
-		client: pageservice.NewClient(cfg.BaseURL, &http.Client{Timeout: cfg.Timeout}),
+		client: pageservice.NewClient(cfg.BaseURL, &http.Client{Timeout: cfg.Timeout, Transport: pageservice.Bearer(cfg.Token, nil)}),
 		url:    cfg.BaseURL,
 		hashes: make(map[int]pagestore.Hash, len(cfg.Indices)),
 		data:   make([]bool, pages),
